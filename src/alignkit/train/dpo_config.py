@@ -25,14 +25,26 @@ from alignkit.train.settings import (
 _BETA = "Strength of the implicit KL penalty towards the reference (the implicit reward scale)."
 
 
-class DPOLoss(Section):
+_SFT_WEIGHT = (
+    "Weight α of a supervised term on the chosen response, α · (-log π(y_c|x)) / |y_c| per pair "
+    "(RPO, Pang et al. 2024): it keeps the chosen response likely, which stops the "
+    "policy drifting into text that never ends. 0 turns it off.")
+
+
+class ChosenNLL(Section):
+    """Pair losses with a reference may add a length-normalised NLL term on the chosen response."""
+
+    sft_weight: float = Field(0.0, ge=0, description=_SFT_WEIGHT)
+
+
+class DPOLoss(ChosenNLL):
     """DPO: ``-log σ(β h)`` with ``h = (π_c - ref_c) - (π_r - ref_r)`` (Rafailov et al. 2023)."""
 
     type: Literal["dpo"] = Field("dpo", description="The objective.")
     beta: float = Field(0.1, gt=0, description=_BETA)
 
 
-class CDPOLoss(Section):
+class CDPOLoss(ChosenNLL):
     """Conservative DPO: DPO with labels taken as flipped with probability ε."""
 
     type: Literal["cdpo"] = Field(description="The objective.")
@@ -41,7 +53,7 @@ class CDPOLoss(Section):
         "Assumed share of flipped labels ε; 0 is plain DPO."))
 
 
-class RobustLoss(Section):
+class RobustLoss(ChosenNLL):
     """Robust DPO: an unbiased DPO loss under labels flipped with probability ε."""
 
     type: Literal["robust"] = Field(description="The objective.")
@@ -50,7 +62,7 @@ class RobustLoss(Section):
         "Assumed share of flipped labels ε (below 0.5); 0 is plain DPO."))
 
 
-class IPOLoss(Section):
+class IPOLoss(ChosenNLL):
     """IPO: ``(h - 1/(2τ))²`` on length-averaged log-probs (Azar et al. 2023)."""
 
     type: Literal["ipo"] = Field(description="The objective.")
@@ -58,7 +70,7 @@ class IPOLoss(Section):
         "Regularisation τ; the log-ratio gap is pulled towards 1/(2τ)."))
 
 
-class HingeLoss(Section):
+class HingeLoss(ChosenNLL):
     """SLiC hinge: ``max(0, 1 - β h)``."""
 
     type: Literal["hinge"] = Field(description="The objective.")

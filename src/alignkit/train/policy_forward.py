@@ -125,6 +125,7 @@ def _pair_loss(loss_type: str, params: dict, policy: SequenceLogps,
                reference: torch.Tensor | None, totals: StepTotals) -> tuple[torch.Tensor, Stats]:
     policy_chosen, policy_rejected = _halves(policy.sums)
     avg_chosen, avg_rejected = _halves(policy.averages)
+    sft_weight = params.pop("sft_weight", 0.0)
     if loss_type in SUMMED_PAIR_LOSSES:
         inputs = (policy_chosen, policy_rejected, *_halves(reference))
     elif loss_type == "ipo":
@@ -137,6 +138,10 @@ def _pair_loss(loss_type: str, params: dict, policy: SequenceLogps,
     per_pair, metrics = PREFERENCE_LOSSES[loss_type](*inputs, **params)  # (B,)
     n_pairs = float(per_pair.shape[0])
     stats = {name: (float(value) * n_pairs, n_pairs) for name, value in metrics.items()}
+    if sft_weight > 0:
+        # Per pair and length-normalised, so it accumulates over micro-batches like the rest.
+        per_pair = per_pair - sft_weight * avg_chosen
+        stats["chosen_nll"] = (float(-avg_chosen.detach().sum()), n_pairs)
     stats["policy_chosen_logps"] = (float(policy_chosen.detach().sum()), n_pairs)
     stats["policy_rejected_logps"] = (float(policy_rejected.detach().sum()), n_pairs)
     if reference is not None:

@@ -139,3 +139,30 @@ def test_nll_token_counts():
     ranked = {"scores": torch.tensor([[1.0, 1.0, 0.0]]),
               "loss_mask": torch.tensor([[0, 1, 0], [0, 1, 1], [0, 1, 1]]).bool()}
     assert nll_token_count("rrhf", ranked) == 1
+
+
+def test_sft_weight_adds_the_length_normalised_chosen_nll_per_pair():
+    """The DPO case above (loss sum 1.2873387 over 4 step pairs) with α = 0.5 and chosen
+    counts [2, 4]: chosen averages -1/2 = -0.5 and -2/4 = -0.5, so each pair adds
+    0.5 · 0.5 = 0.25: (1.2873387 + 0.5) / 4 = 0.4468347. chosen_nll sums 0.5 + 0.5 = 1
+    over 2 pairs. The rejected counts do not matter."""
+    policy = _logps([-1.0, -2.0, -3.0, -1.0], [2, 4, 7, 9])
+    reference = torch.tensor([-2.0, -2.0, -2.0, -2.0])
+    loss, stats = preference_loss(DPOLoss(beta=0.5, sft_weight=0.5), {}, policy, reference,
+                                  StepTotals(4))
+    assert float(loss) == pytest.approx(0.4468347, abs=1e-6)
+    assert stats["chosen_nll"] == pytest.approx((1.0, 2))
+    _, plain = preference_loss(DPOLoss(beta=0.5), {}, policy, reference, StepTotals(4))
+    assert "chosen_nll" not in plain
+
+
+def test_sft_weight_gradient_raises_the_chosen_log_prob():
+    """With α > 0 the loss's gradient with respect to the chosen sum gains -α / count
+    = -1/2 (β = 0.5, h = 0 at equal log-probs: d/dπ_c of softplus(-βh) = -β/2 = -0.25;
+    total -0.75 over 1 step pair)."""
+    sums = torch.tensor([-2.0, -2.0], requires_grad=True)
+    policy = SequenceLogps(sums, torch.tensor([1, 1]))
+    loss, _ = preference_loss(DPOLoss(beta=0.5, sft_weight=0.5), {}, policy,
+                              torch.tensor([-2.0, -2.0]), StepTotals(1))
+    loss.backward()
+    torch.testing.assert_close(sums.grad, torch.tensor([-0.75, 0.25]))
