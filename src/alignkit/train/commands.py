@@ -13,6 +13,7 @@ from alignkit.train.ppo_config import PPOConfig
 from alignkit.train.processes import process_state
 from alignkit.train.rm_config import RMConfig
 from alignkit.train.sft_config import SFTConfig
+from alignkit.train.trackers import check_trackers
 
 
 def _run_options(func):
@@ -23,18 +24,25 @@ def _run_options(func):
         "Delete an existing run in output_dir and start again."))(func)
 
 
-def open_run(cfg, *, overwrite: bool, resume: bool) -> RunDir:
-    """Create (or continue) the run directory named by ``cfg.output_dir``.
+def open_run(cfg, command: str, *, overwrite: bool, resume: bool) -> RunDir:
+    """Create (or continue) the run directory named by ``cfg.output_dir``, and print its plan.
 
-    Under several processes only the main one creates it and writes metrics
-    and events; the others wait for it and open it read-only.
+    Under several processes only the main one creates it, prints the memory
+    plan (:func:`~alignkit.train.startup_plan.announce_plan`) and writes
+    metrics and events; the others wait for it and open it read-only.
+    ``train.plan`` and ``train.trackers`` may change on ``--resume``.
     """
+    check_trackers(cfg.train.trackers)
     state = process_state()
     run = None
     if state.is_main_process:
-        run = RunDir.create(cfg.output_dir, dump_config(cfg), overwrite=overwrite, resume=resume)
+        run = RunDir.create(cfg.output_dir, dump_config(cfg), overwrite=overwrite, resume=resume,
+                            ignore_on_resume=("train.plan", "train.trackers"))
         click.echo(f"run directory: {run.path}" + (" (resumed)" if run.resumed else ""),
                    err=True)
+        from alignkit.train.startup_plan import announce_plan
+
+        announce_plan(cfg, command, run)
     state.wait_for_everyone()
     return run or RunDir(cfg.output_dir, writer=False)
 
@@ -49,7 +57,7 @@ def sft(cfg: SFTConfig, overwrite: bool, resume: bool) -> None:
     """
     from alignkit.train.sft import train_sft
 
-    train_sft(cfg, open_run(cfg, overwrite=overwrite, resume=resume))
+    train_sft(cfg, open_run(cfg, "sft", overwrite=overwrite, resume=resume))
     _done(cfg)
 
 
@@ -69,7 +77,7 @@ def rm(cfg: RMConfig, overwrite: bool, resume: bool) -> None:
     """
     from alignkit.train.reward import train_reward_model
 
-    train_reward_model(cfg, open_run(cfg, overwrite=overwrite, resume=resume))
+    train_reward_model(cfg, open_run(cfg, "rm", overwrite=overwrite, resume=resume))
     _done(cfg)
 
 
@@ -86,7 +94,7 @@ def dpo(cfg: DPOConfig, overwrite: bool, resume: bool) -> None:
     reference_mode(cfg)  # a contradictory loss/reference pair fails before the run exists
     from alignkit.train.preference import train_dpo
 
-    train_dpo(cfg, open_run(cfg, overwrite=overwrite, resume=resume))
+    train_dpo(cfg, open_run(cfg, "dpo", overwrite=overwrite, resume=resume))
     _done(cfg)
 
 
@@ -116,7 +124,7 @@ def ppo(cfg: PPOConfig, overwrite: bool, resume: bool) -> None:
     """
     from alignkit.train.ppo import train_ppo
 
-    train_ppo(cfg, open_run(cfg, overwrite=overwrite, resume=resume))
+    train_ppo(cfg, open_run(cfg, "ppo", overwrite=overwrite, resume=resume))
     _done(cfg)
 
 
@@ -129,7 +137,7 @@ def rloo(cfg: RLOOConfig, overwrite: bool, resume: bool) -> None:
     """
     from alignkit.train.group import train_group
 
-    train_group(cfg, open_run(cfg, overwrite=overwrite, resume=resume), "rloo")
+    train_group(cfg, open_run(cfg, "rloo", overwrite=overwrite, resume=resume), "rloo")
     _done(cfg)
 
 
@@ -142,5 +150,5 @@ def grpo(cfg: GRPOConfig, overwrite: bool, resume: bool) -> None:
     """
     from alignkit.train.group import train_group
 
-    train_group(cfg, open_run(cfg, overwrite=overwrite, resume=resume), "grpo")
+    train_group(cfg, open_run(cfg, "grpo", overwrite=overwrite, resume=resume), "grpo")
     _done(cfg)

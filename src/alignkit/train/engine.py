@@ -2,7 +2,8 @@
 
 It owns the accelerator, the optimiser and schedule, gradient accumulation
 across processes, clipping, the NaN guard, checkpoints and resume, metric
-rows and the progress bar. A loop reads top to bottom::
+rows (also sent to the experiment trackers of ``train.trackers``) and the
+progress bar. A loop reads top to bottom::
 
     engine = Engine(cfg.train, cfg.optim, run)
     model = engine.prepare(model)
@@ -39,6 +40,7 @@ from alignkit.train.memory import peak_memory_mb
 from alignkit.train.optim import build_optimizer, build_scheduler
 from alignkit.train.order import StepPlan, plan_steps, steps_per_epoch
 from alignkit.train.progress import Progress
+from alignkit.train.trackers import TRACKER_DIR, check_trackers, scalars
 
 
 class TrainingDiverged(AlignkitError):
@@ -52,9 +54,13 @@ class Engine:
         from accelerate import Accelerator
 
         self.train, self.optim, self.run = train, optim, run
+        self.trackers = list(train.trackers)
+        check_trackers(self.trackers)
+        tracking = {"log_with": self.trackers, "project_dir": run.path / TRACKER_DIR} \
+            if self.trackers else {}
         mixed = "bf16" if train.precision == "bf16" else "no"
         self.accelerator = accelerator or Accelerator(
-            mixed_precision=mixed, cpu=not torch.cuda.is_available())
+            mixed_precision=mixed, cpu=not torch.cuda.is_available(), **tracking)
         self.state = TrainState()
         self.total_steps = 0
         self._bad_steps = 0
@@ -87,7 +93,17 @@ class Engine:
         model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
         self.model = model
         self._resume_if_any()
+        self._start_trackers()
         return model
+
+    def _start_trackers(self) -> None:
+        """Start the trackers; a resumed run hides what it logged after its checkpoint."""
+        if not self.trackers:
+            return
+        # Rows after the checkpoint's step were logged by the run that was killed.
+        purge = {"tensorboard": {"purge_step": self.state.step + 1}}
+        self.accelerator.init_trackers(self.run.path.name,
+                                       init_kwargs=purge if self.run.resumed else {})
 
     def _resume_if_any(self) -> None:
         if self.is_main:
@@ -144,6 +160,7 @@ class Engine:
         """Write held-out figures as their own metrics row for the current step."""
         if self.is_main:
             self.run.log_metrics(self.state.step, **metrics)
+            self._track(metrics)
         if self.progress is not None and "eval_loss" in metrics:
             self.progress.note(f"step {self.state.step}: eval_loss {metrics['eval_loss']:.4f}")
 
@@ -210,9 +227,15 @@ class Engine:
             return
         self._last_log = (now, self.state.tokens_seen)
         if self.is_main:
-            self.run.log_metrics(self.state.step, **metrics, lr=self.scheduler.get_last_lr()[0],
-                                 tokens_per_s=rate, tokens_seen=self.state.tokens_seen,
-                                 peak_memory_mb=peak_memory_mb())
+            row = dict(metrics, lr=self.scheduler.get_last_lr()[0], tokens_per_s=rate,
+                       tokens_seen=self.state.tokens_seen, peak_memory_mb=peak_memory_mb())
+            self.run.log_metrics(self.state.step, **row)
+            self._track(row)
+
+    def _track(self, row: dict) -> None:
+        """Send a metrics row's numbers to the trackers, at the row's step."""
+        if self.trackers:
+            self.accelerator.log(scalars(row), step=self.state.step)
 
     def event(self, kind: str, message: str, **data) -> None:
         """Record an alarm or notice in events.jsonl and on the console."""
@@ -231,6 +254,10 @@ class Engine:
         self.accelerator.wait_for_everyone()
 
     def close(self) -> None:
-        """Stop the progress bar."""
+        """Stop the progress bar and close the trackers' files."""
         if self.progress is not None:
             self.progress.close()
+        # Not accelerator.end_training(): it also ends the process group, which saving
+        # final/ still waits on.
+        for tracker in self.accelerator.trackers:
+            tracker.finish()

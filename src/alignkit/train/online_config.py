@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from alignkit.config import Section
+from alignkit.train.settings import PLAN_HELP, TRACKERS_HELP, Tracker
 
 REWARD_SOURCE_HELP = (
     "Where scores come from: a reward-model run directory or model directory (the score is "
@@ -88,6 +89,8 @@ class OnlineTrainSettings(Section):
     keep_last: int = Field(2, gt=0, description="Checkpoints kept on disk.")
     nan_abort_after: int = Field(5, gt=0, description=(
         "Stop after this many consecutive updates with a NaN/Inf loss or gradient."))
+    plan: bool = Field(True, description=PLAN_HELP)
+    trackers: list[Tracker] = Field(default_factory=list, description=TRACKERS_HELP)
 
 
 class RLAlarmSettings(Section):
@@ -129,4 +132,5 @@ def engine_settings(train: OnlineTrainSettings) -> SimpleNamespace:
         batch_size=train.prompts_per_iteration, grad_accum=1, epochs=train.epochs,
         max_steps=train.max_iterations, seed=train.seed, precision=train.precision,
         log_every=train.log_every, eval_every=0, save_every=train.save_every,
-        keep_last=train.keep_last, nan_abort_after=train.nan_abort_after)
+        keep_last=train.keep_last, nan_abort_after=train.nan_abort_after,
+        trackers=train.trackers)

@@ -8,6 +8,15 @@ from pydantic import Field, model_validator
 
 from alignkit.config import Section
 
+Tracker = Literal["tensorboard"]
+PLAN_HELP = (
+    "Before loading the model, print the memory planner's prediction of the peak against the "
+    "device's memory (and record it in events.jsonl), with a warning and the top suggestion "
+    "when it does not fit. Never stops the run.")
+TRACKERS_HELP = (
+    "Experiment trackers (through accelerate) that receive the metrics.jsonl scalars too: "
+    "[tensorboard] writes RUN/tensorboard/ (needs pip install tensorboard).")
+
 
 class ModelSettings(Section):
     """Which model to train and how to hold it in memory."""
@@ -105,3 +114,5 @@ class TrainSettings(Section):
     keep_last: int = Field(2, gt=0, description="Checkpoints kept on disk.")
     nan_abort_after: int = Field(5, gt=0, description=(
         "Stop after this many consecutive steps with a NaN/Inf loss or gradient."))
+    plan: bool = Field(True, description=PLAN_HELP)
+    trackers: list[Tracker] = Field(default_factory=list, description=TRACKERS_HELP)
