@@ -106,6 +106,7 @@ def _unknown_key(schema: type[BaseModel], where: _Location) -> str:
         kind = f"{union_key.rsplit('.', 1)[-1]} {disc}"  # e.g. "loss type"
         owner = f"{kind} '{tag}'"
         reason = f"'{name}' is not an option of {owner}"
+        valid = [disc, *(k for k in valid if k != disc)]  # the discriminator reads best first
     else:
         owner = f"section '{where.parent_key}'" if where.parent_key else "the top level"
         reason = "unknown key"

@@ -16,8 +16,9 @@ def _cfg(*overrides):
 
 
 def test_default_is_dpo_with_beta_and_each_loss_takes_its_own_options():
-    assert _cfg().loss.model_dump() == {"type": "dpo", "beta": 0.1}
-    assert _cfg("loss.type=ipo", "loss.tau=0.5").loss.model_dump() == {"type": "ipo", "tau": 0.5}
+    assert _cfg().loss.model_dump() == {"type": "dpo", "beta": 0.1, "sft_weight": 0.0}
+    ipo = _cfg("loss.type=ipo", "loss.tau=0.5").loss.model_dump()
+    assert ipo == {"type": "ipo", "tau": 0.5, "sft_weight": 0.0}
     kto = _cfg("loss.type=kto", "loss.desirable_weight=1.5").loss
     assert kto.model_dump() == {"type": "kto", "beta": 0.1, "desirable_weight": 1.5,
                                 "undesirable_weight": 1.0}
@@ -29,7 +30,7 @@ def test_an_option_the_loss_does_not_take_is_named():
     message = str(caught.value)
     assert "loss.beta = 0.1" in message
     assert "'beta' is not an option of loss type 'ipo'" in message
-    assert "takes: type, tau" in message
+    assert "takes: type, sft_weight, tau" in message
 
 
 def test_out_of_range_and_unknown_losses_are_refused():
