@@ -1,0 +1,36 @@
+"""The demo pipeline shipped in the package, and its copy in examples/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alignkit.pipeline.spec import load_pipeline
+
+REPO = Path(__file__).resolve().parents[3]
+PACKAGED = REPO / "src" / "alignkit" / "pipeline" / "demo.yaml"
+EXAMPLE = REPO / "examples" / "demo.yaml"
+
+
+def test_the_example_is_the_packaged_demo():
+    assert EXAMPLE.read_bytes() == PACKAGED.read_bytes()
+
+
+def test_every_demo_stage_validates_without_running(tmp_path):
+    pytest.importorskip("alignkit.pipeline.eval_stage")
+    pipeline = load_pipeline(PACKAGED, ["seed=5"], output_dir=tmp_path / "demo")
+    out = (tmp_path / "demo").as_posix()
+    stages = {stage.name: stage for stage in pipeline.stages}
+    assert [(s.name, s.kind.name) for s in pipeline.stages] == [
+        ("lab", "lab-data"), ("sft", "sft"), ("rm", "rm"), ("dpo", "dpo"), ("ppo", "ppo"),
+        ("eval", "eval")]
+    assert stages["lab"].config.seed == 5
+    assert stages["sft"].config.model.init_from_config == f"{out}/lab/model/config.json"
+    assert stages["sft"].config.train.seed == 5
+    assert stages["rm"].config.model.path == f"{out}/sft"
+    assert stages["ppo"].config.reward.source == f"{out}/rm"
+    assert stages["ppo"].config.reward.log_gold is True
+    assert stages["eval"].config.policies == {"dpo": f"{out}/dpo", "ppo": f"{out}/ppo"}
+    assert stages["eval"].uses == ("sft", "dpo", "ppo", "lab", "rm")
+    assert not (tmp_path / "demo").exists()
