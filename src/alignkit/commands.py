@@ -12,6 +12,8 @@ def register(app: click.Group) -> None:
     from alignkit.data.commands import data
     from alignkit.eval.commands import compare, eval_group
     from alignkit.lab.commands import lab
+    from alignkit.pipeline.commands import demo, run
+    from alignkit.pipeline.report_cmd import report
     from alignkit.plan.commands import plan
     from alignkit.train.commands import dpo, grpo, merge, ppo, rloo, rm, sft
 
@@ -21,3 +23,6 @@ def register(app: click.Group) -> None:
     app.add_command(eval_group)
     app.add_command(compare)
     app.add_command(plan)
+    app.add_command(run)
+    app.add_command(demo)
+    app.add_command(report)
