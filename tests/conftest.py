@@ -36,9 +36,9 @@ def run_cli(*args: str, cwd: Path | None = None, input: str | None = None,
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
-    """The :func:`run_cli` helper as a fixture."""
+    """The :func:`run_cli` helper as a fixture (session-wide: it is a plain function)."""
     return run_cli
 
 

@@ -103,11 +103,11 @@ def test_the_demo_plans_every_stage(tmp_path, cli):
     result = cli("demo", "--dry-run", "-o", tmp_path / "demo", "--seed", "2")
     assert result.returncode == 0, result.stderr
     rows = [line.strip().split(None, 3) for line in result.stdout.splitlines()
-            if line.strip().split(" ")[0] in ("lab", "sft", "rm", "dpo", "ppo", "eval")]
+            if line.strip().split(" ")[0] in ("lab", "sft", "rm", "dpo", "ppo", "grpo", "eval")]
     assert rows == [
         [name, kind, "run", "not run before"] for name, kind in [
         ("lab", "lab-data"), ("sft", "sft"), ("rm", "rm"), ("dpo", "dpo"), ("ppo", "ppo"),
-        ("eval", "eval")]]
+        ("grpo", "grpo"), ("eval", "eval")]]
     assert not (tmp_path / "demo").exists()
 
 
@@ -120,15 +120,17 @@ def test_the_demo_end_to_end_with_tiny_settings(tmp_path, cli):
                  "stages.sft.train.max_steps=3", "stages.rm.train.max_steps=2",
                  "stages.dpo.train.max_steps=2", "stages.ppo.train.max_iterations=1",
                  "stages.ppo.train.prompts_per_iteration=8",
+                 "stages.grpo.train.max_iterations=1", "stages.grpo.train.prompts_per_iteration=4",
                  "stages.eval.generation.max_new_tokens=8")
     assert result.returncode == 0, result.stderr
     assert _statuses(out) == [("lab", "lab-data", "done"), ("sft", "sft", "done"),
                               ("rm", "rm", "done"), ("dpo", "dpo", "done"),
-                              ("ppo", "ppo", "done"), ("eval", "eval", "done")]
+                              ("ppo", "ppo", "done"), ("grpo", "grpo", "done"),
+                              ("eval", "eval", "done")]
     evaluation = json.loads((out / "eval" / "evaluation.json").read_text())
     lines = [line.strip() for line in result.stdout.splitlines()]
     summary = lines[lines.index("evaluation: judge gold, 66 prompts, 95% intervals"):]
-    for name in ("dpo", "ppo"):
+    for name in ("dpo", "ppo", "grpo"):
         win = evaluation["policies"][name]["win_rate"]["rate"]["value"]
         row = next(line.split() for line in summary if line.startswith(name + " "))
         assert row[4] == f"{win:.2f}"  # gold total [low, high], then the win rate

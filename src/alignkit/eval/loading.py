@@ -66,13 +66,13 @@ def load_scorer(path: str | Path, *, dtype: str = "fp32",
     from alignkit.models.reward import load_reward_model
 
     directory = _directory(path)
-    _check_is_reward_model(directory)
+    check_is_reward_model(directory)
     tokenizer = load_tokenizer(directory)
     model = load_reward_model(directory, dtype=dtype, pad_token_id=tokenizer.pad_token_id)
     return LoadedModel(model.to(device).eval(), tokenizer, directory)
 
 
-def _check_is_reward_model(directory: Path) -> None:
+def check_is_reward_model(directory: Path) -> None:
     """Refuse a causal LM: its reward head would be freshly random, its rewards noise."""
     from alignkit.models.load import read_config_json
 

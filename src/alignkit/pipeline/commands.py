@@ -61,7 +61,7 @@ def run(pipeline_file: Path, overrides: tuple[str, ...], output: Path | None,
 def demo(overrides: tuple[str, ...], output: Path, seed: int | None, dry_run: bool) -> None:
     """Align a tiny model from scratch on the lab, on CPU, and show that it worked.
 
-    Generates the lab, trains SFT, a reward model, DPO and PPO, evaluates every
+    Generates the lab, trains SFT, a reward model, DPO, PPO and GRPO, evaluates every
     policy against the SFT baseline with the gold reward, and prints the summary
     and the path of report.html. The pipeline is the demo.yaml shipped with
     alignkit (examples/demo.yaml is a copy to start your own from). Run again,

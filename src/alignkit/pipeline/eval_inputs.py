@@ -102,13 +102,13 @@ def read_stage_inputs(cfg: Any) -> StageInputs:
 
 
 def _check_model(field: str, path: str, *, reward_model: bool) -> None:
-    from alignkit.eval.loading import _check_is_reward_model
+    from alignkit.eval.loading import check_is_reward_model
     from alignkit.rundir import resolve_model_dir
 
     try:
         directory = resolve_model_dir(path)
         if reward_model:
-            _check_is_reward_model(directory)
+            check_is_reward_model(directory)
     except AlignkitError as exc:
         raise ConfigError(f"eval stage: {field}: {exc}") from None
 

@@ -24,13 +24,16 @@ def test_every_demo_stage_validates_without_running(tmp_path):
     stages = {stage.name: stage for stage in pipeline.stages}
     assert [(s.name, s.kind.name) for s in pipeline.stages] == [
         ("lab", "lab-data"), ("sft", "sft"), ("rm", "rm"), ("dpo", "dpo"), ("ppo", "ppo"),
-        ("eval", "eval")]
+        ("grpo", "grpo"), ("eval", "eval")]
     assert stages["lab"].config.seed == 5
     assert stages["sft"].config.model.init_from_config == f"{out}/lab/model/config.json"
     assert stages["sft"].config.train.seed == 5
     assert stages["rm"].config.model.path == f"{out}/sft"
     assert stages["ppo"].config.reward.source == f"{out}/rm"
     assert stages["ppo"].config.reward.log_gold is True
-    assert stages["eval"].config.policies == {"dpo": f"{out}/dpo", "ppo": f"{out}/ppo"}
-    assert stages["eval"].uses == ("sft", "dpo", "ppo", "lab", "rm")
+    assert stages["grpo"].config.reward.source == f"{out}/rm"
+    assert stages["grpo"].config.group.k == 4
+    assert stages["eval"].config.policies == {"dpo": f"{out}/dpo", "ppo": f"{out}/ppo",
+                                              "grpo": f"{out}/grpo"}
+    assert stages["eval"].uses == ("sft", "dpo", "ppo", "grpo", "lab", "rm")
     assert not (tmp_path / "demo").exists()
