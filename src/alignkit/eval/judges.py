@@ -15,12 +15,8 @@ judge and the prompt.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
-import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -116,38 +112,9 @@ def gold_function() -> ScoreFunction:
 
 def load_function(target: str) -> ScoreFunction:
     """``MODULE:FUNCTION`` or ``FILE.py:FUNCTION`` as a callable."""
-    module_name, _, function_name = target.rpartition(":")
-    if not module_name or not function_name:
-        raise AlignkitError(f"judge 'fn:{target}' must be fn:MODULE:FUNCTION or "
-                            "fn:FILE.py:FUNCTION")
-    if module_name.endswith(".py"):
-        module = _module_from_file(Path(module_name))
-    else:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise AlignkitError(f"judge 'fn:{target}': cannot import module '{module_name}': "
-                                f"{exc}") from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise AlignkitError(f"judge 'fn:{target}': module '{module_name}' has no function "
-                            f"'{function_name}'")
-    return function
+    from alignkit.user_functions import load_user_function
 
-
-def _module_from_file(path: Path):
-    if not path.is_file():
-        raise AlignkitError(f"judge file '{path}' does not exist")
-    name = f"alignkit_judge_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise AlignkitError(f"judge file '{path}' failed to load: {type(exc).__name__}: "
-                            f"{exc}") from exc
-    return module
+    return load_user_function(target, "judge")
 
 
 def make_judge(spec: str, *, device: str = "cpu", dtype: str = "fp32", batch_size: int = 16,

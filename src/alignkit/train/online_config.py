@@ -19,7 +19,8 @@ from alignkit.train.settings import PLAN_HELP, TRACKERS_HELP, Tracker
 REWARD_SOURCE_HELP = (
     "Where scores come from: a reward-model run directory or model directory (the score is "
     "read at the last real token of prompt + response, rendered with the reward model's "
-    "tokenizer); fn:module:function, a Python function (prompt, response) -> float (see "
+    "tokenizer); fn:module:function or fn:FILE.py:function, a Python function "
+    "(prompt, response) -> float (see "
     "reward.batched); or gold, the lab's programmatic gold reward.")
 
 

@@ -6,7 +6,8 @@ A *source* maps ``(prompts, responses)`` to one float per response:
   response is tokenised with the reward model's own tokenizer and chat
   template, exactly as ``alignkit rm`` tokenised its pairs, and the score is
   read at the last real token (:func:`~alignkit.models.reward.sequence_rewards`);
-* ``fn:module:function``: a Python function ``f(prompt, response) -> float``
+* ``fn:module:function`` or ``fn:FILE.py:function``: a Python function
+  ``f(prompt, response) -> float``
   called once per response, or with ``batched`` once per batch as
   ``f(prompts, responses) -> sequence of floats``. ``prompt`` is the data's
   prompt (a string or a list of messages), ``response`` the decoded text;
@@ -20,7 +21,6 @@ normalisation and clipping; its state goes into checkpoints.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +34,7 @@ from alignkit.models.load import load_tokenizer
 from alignkit.models.paths import model_directory
 from alignkit.models.reward import load_reward_model, sequence_rewards
 from alignkit.rollout import dropout_off
+from alignkit.user_functions import load_user_function
 
 Scores = Callable[[Sequence[Text], Sequence[str]], torch.Tensor]
 """A source: prompts and responses in, (N,) float32 scores out."""
@@ -44,7 +45,7 @@ class FunctionSource:
 
     def __init__(self, spec: str, *, batched: bool, what: str = "reward") -> None:
         self.spec, self.batched, self.what = spec, batched, what
-        self.function = _import_function(spec, what)
+        self.function = load_user_function(spec, f"{what} source", ConfigError)
 
     def __call__(self, prompts: Sequence[Text], responses: Sequence[str]) -> torch.Tensor:
         if self.batched:
@@ -56,23 +57,6 @@ class FunctionSource:
         else:
             values = [self.function(p, r) for p, r in zip(prompts, responses, strict=True)]
         return _checked(values, f"{self.what} function {self.spec}", responses)
-
-
-def _import_function(spec: str, what: str) -> Callable:
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise ConfigError(f"{what} source 'fn:{spec}' must name module:function, e.g. "
-                          "fn:my_rewards:length_bonus")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{what} source 'fn:{spec}': cannot import module "
-                          f"'{module_name}' ({exc}); is it on PYTHONPATH?") from None
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ConfigError(f"{what} source 'fn:{spec}': module '{module_name}' has no function "
-                          f"'{name}'")
-    return function
 
 
 def _checked(values: Sequence[Any], who: str, responses: Sequence[str]) -> torch.Tensor:

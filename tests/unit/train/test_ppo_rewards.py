@@ -48,8 +48,18 @@ def test_function_source_errors_name_the_function_and_the_row():
         build_source("fn:no_such_module_xyz:f")
     with pytest.raises(ConfigError, match="has no function 'missing'"):
         build_source(f"fn:{__name__}:missing")
-    with pytest.raises(ConfigError, match="module:function"):
+    with pytest.raises(ConfigError, match="'fn:justaname' must be fn:MODULE:FUNCTION or "
+                                          "fn:FILE.py:FUNCTION"):
         build_source("fn:justaname")
+
+
+def test_a_function_source_may_name_a_file(tmp_path):
+    script = tmp_path / "my_reward.py"
+    script.write_text("def words(prompt, response):\n    return float(len(response.split()))\n")
+    scores = build_source(f"fn:{script}:words")(["p", "q"], ["a b c", "d"])
+    assert scores.tolist() == [3.0, 1.0]
+    with pytest.raises(ConfigError, match=r"reward source file '.*absent.py' does not exist"):
+        build_source(f"fn:{tmp_path / 'absent.py'}:words")
 
 
 @pytest.fixture(scope="module")
