@@ -166,7 +166,9 @@ def headline(evaluation: Evaluation) -> list[Html]:
             return "baseline"
         return interval(policy.win_rate.rate if policy.win_rate else None)
 
-    rows = [[p.name, interval(p.score), interval(p.gold), win_rate(p), interval(p.kl)]
-            for p in evaluation.policies.values()]
-    return [paragraph(about), table(["policy", "judge score", "gold total",
-                                     f"win rate over {evaluation.baseline}", "KL"], rows)]
+    by_gold = evaluation.judge == "gold"  # the judge's score is then the gold total itself
+    rows = [[p.name, interval(p.score), *([] if by_gold else [interval(p.gold)]), win_rate(p),
+             interval(p.kl)] for p in evaluation.policies.values()]
+    header = ["policy", "gold total" if by_gold else "judge score",
+              *([] if by_gold else ["gold total"]), f"win rate over {evaluation.baseline}", "KL"]
+    return [paragraph(about), table(header, rows)]

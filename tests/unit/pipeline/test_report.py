@@ -82,7 +82,10 @@ def test_the_summary_lists_stages_and_headline_figures(pipeline_page):
     assert "6 of 6 stages done in 2 min 19 s." in summary  # 3.2+12.5+8+20.25+65+30 = 138.95 s
     assert ('<td>ppo</td><td>ppo</td><td><span class="status-done">done</span></td>'
             "<td>1 min 05 s</td><td>4</td><td>1</td>") in summary
-    assert ("<td>dpo</td><td>1.274 [1.200, 1.350]</td><td>1.274 [1.200, 1.350]</td>"
+    # Judged by gold, the judge's score is the gold total: one column, not two.
+    assert ("<th>policy</th><th>gold total</th><th>win rate over sft</th><th>KL</th>"
+            in summary)
+    assert ("<td>dpo</td><td>1.274 [1.200, 1.350]</td>"
             "<td>0.755 [0.705, 0.802]</td><td>3.142 [2.900, 3.400]</td>") in summary
 
 
@@ -226,3 +229,13 @@ def test_unmeasured_kl_and_ceiling_are_noted(tmp_path):
     assert len(IMAGE.findall(found["kl"])) == 2
     assert "<td>rm</td><td>400</td><td>0.712 [0.671, 0.754]</td><td>—</td>" \
         in found["reward-model"]
+
+
+def test_a_judge_other_than_gold_gets_its_own_column_beside_gold(tmp_path):
+    root = fixtures.build_pipeline(tmp_path / "demo")
+    path = root / "eval" / "evaluation.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**document, "judge": "rm:runs/rm"}), encoding="utf-8")
+    summary = sections(write_report(root).read_text(encoding="utf-8"))["summary"]
+    assert ("<th>policy</th><th>judge score</th><th>gold total</th><th>win rate over sft</th>"
+            "<th>KL</th>") in summary
