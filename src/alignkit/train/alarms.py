@@ -71,18 +71,18 @@ def slope(values: Sequence[float]) -> float:
 
 
 def rewards_falling(chosen: Sequence[float], rejected: Sequence[float], *,
-                    window: int) -> tuple[float, float] | None:
+                    window: int, floor: float = 0.0) -> tuple[float, float] | None:
     """The two slopes when both rewards fall over the last ``window`` steps, else ``None``.
 
     Both least-squares slopes must be negative and the mean chosen reward of
-    the window below zero (the chosen response lost probability against the
-    reference, not only relative to the rejected one).
+    the window below ``-floor`` (the chosen response lost probability against
+    the reference, not only relative to the rejected one, and by more than noise).
     """
     if len(chosen) < window or len(rejected) < window:
         return None
     recent_chosen, recent_rejected = chosen[-window:], rejected[-window:]
     chosen_slope, rejected_slope = slope(recent_chosen), slope(recent_rejected)
-    if chosen_slope < 0 and rejected_slope < 0 and _mean(recent_chosen) < 0:
+    if chosen_slope < 0 and rejected_slope < 0 and _mean(recent_chosen) < -floor:
         return chosen_slope, rejected_slope
     return None
 
@@ -143,7 +143,8 @@ class AlarmMonitor:
 
     def _falling_alarm(self, step: int) -> Alarm | None:
         s = self.settings
-        slopes = rewards_falling(self.chosen, self.rejected, window=s.falling_window)
+        slopes = rewards_falling(self.chosen, self.rejected, window=s.falling_window,
+                                 floor=s.falling_floor)
         if slopes is None:
             return None
         chosen_mean = _mean(self.chosen)

@@ -152,7 +152,10 @@ class AlarmSettings(Section):
         "Smallest earlier mean the share is taken of, so that tiny early margins do not alarm."))
     falling_window: int = Field(20, gt=1, description=(
         "Alarm when chosen and rejected rewards both fall over this many steps and the chosen "
-        "reward is below zero: the chosen response is losing probability too."))
+        "reward is below -falling_floor: the chosen response is losing probability too."))
+    falling_floor: float = Field(0.05, ge=0, description=(
+        "How far below zero the window's mean chosen reward (beta times the log-ratio to the "
+        "reference) must be before that alarm fires, so that drift within noise does not."))
 
 
 class DPOConfig(Section):

@@ -46,6 +46,18 @@ def test_rewards_falling_needs_both_slopes_down_and_chosen_below_zero():
     still_positive = [0.9, 0.8, 0.7, 0.6]  # both falling, but chosen above the reference
     assert rewards_falling(still_positive, rejected, window=4) is None
     assert rewards_falling(chosen[1:], rejected[1:], window=4) is None
+    # The chosen mean is -0.25: below a floor of 0.2, not below one of 0.3.
+    assert rewards_falling(chosen, rejected, window=4, floor=0.2) == pytest.approx((-0.1, -0.4))
+    assert rewards_falling(chosen, rejected, window=4, floor=0.3) is None
+
+
+def test_the_default_floor_ignores_a_drift_within_noise():
+    """Chosen rewards falling from -0.01 to -0.03 (mean -0.02), as in a healthy demo run with
+    the NLL term: the default floor of 0.05 keeps the alarm quiet; a floor of 0 fires it."""
+    rows = [(-0.01 - 0.005 * i, -0.1 * i) for i in range(5)]
+    assert _feed(AlarmMonitor(AlarmSettings(margin_window=50, falling_window=5)), rows) == []
+    settings = AlarmSettings(margin_window=50, falling_window=5, falling_floor=0.0)
+    assert _feed(AlarmMonitor(settings), rows) == [(5, "rewards_falling")]
 
 
 def _feed(monitor, rows, epoch=0, start=1):
