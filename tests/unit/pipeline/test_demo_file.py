@@ -37,3 +37,16 @@ def test_every_demo_stage_validates_without_running(tmp_path):
                                               "grpo": f"{out}/grpo"}
     assert stages["eval"].uses == ("sft", "dpo", "ppo", "grpo", "lab", "rm")
     assert not (tmp_path / "demo").exists()
+
+
+def test_the_kl_sweep_example_validates_with_four_targets(tmp_path):
+    pytest.importorskip("alignkit.pipeline.eval_stage")
+    pipeline = load_pipeline(REPO / "examples" / "kl-sweep.yaml", [], output_dir=tmp_path / "kl")
+    stages = {stage.name: stage for stage in pipeline.stages}
+    sweep = [name for name in stages if name.startswith("ppo-")]
+    assert [stages[name].config.kl.target for name in sweep] == [1.0, 3.0, 6.0, 12.0]
+    assert all(stages[name].config.reward.source == f"{(tmp_path / 'kl').as_posix()}/rm"
+               for name in sweep)
+    assert stages["eval"].uses[:1] == ("sft",)
+    assert sorted(stages["eval"].config.policies) == sorted(sweep)
+    assert not (tmp_path / "kl").exists()
