@@ -34,8 +34,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from alignkit.config import Section
+from alignkit.pipeline.report_results import EVALUATION_FILE
 
-EVALUATION = "evaluation.json"
 SAMPLES = "samples.jsonl"
 RESPONSES = "responses.jsonl"
 RM_PAIRS = "rm_pairs.jsonl"
@@ -146,7 +146,7 @@ def run_eval_stage(cfg: EvalStageConfig, out_dir: Path, *, console=None) -> Path
                       highlight=False, soft_wrap=True)
 
     out_dir = Path(out_dir)
-    (out_dir / EVALUATION).unlink(missing_ok=True)  # a failed rerun must not look finished
+    (out_dir / EVALUATION_FILE).unlink(missing_ok=True)  # a failed rerun must not look finished
     inputs = read_stage_inputs(cfg)
     _check_judge(cfg.judge)
     # torch loads only once the cheap checks have passed, so bad input fails fast.
@@ -198,7 +198,7 @@ def _write(cfg: EvalStageConfig, inputs, results: dict, pair_rewards: dict,
     _write_jsonl(out_dir / SAMPLES, figures.sample_rows(
         prompts, spread_indices(prompts.categories, cfg.samples), results))
     document = _document(cfg, inputs, results, pair_rewards)
-    path = out_dir / EVALUATION
+    path = out_dir / EVALUATION_FILE
     atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False,
                                        allow_nan=False) + "\n")
     return path

@@ -18,6 +18,7 @@ from typing import Any
 
 from alignkit.errors import DataError
 from alignkit.pipeline.report_results import (
+    EVALUATION_FILE,
     Evaluation,
     Sample,
     read_evaluation,
@@ -27,7 +28,6 @@ from alignkit.pipeline.report_results import (
 from alignkit.rundir import RunDir, is_run_dir, read_events, read_metrics
 
 PIPELINE_FILE = "pipeline.json"
-EVALUATION_FILE = "evaluation.json"
 # "online" is the kind of a lone run directory that logged rollout scores: its config.yaml
 # does not say whether ppo, rloo or grpo wrote it.
 ONLINE_KINDS = ("ppo", "rloo", "grpo", "online")

@@ -16,6 +16,9 @@ from typing import Any
 from alignkit.errors import DataError
 from alignkit.eval.stats import Interval
 
+EVALUATION_FILE = "evaluation.json"
+"""The eval stage's result, in its stage directory."""
+
 
 @dataclass(frozen=True)
 class WinRate:

@@ -148,7 +148,9 @@ class EvalKind(StageKind):
         run_eval_stage(cfg, out_dir)
 
     def finished(self, out_dir: Path) -> bool:
-        path = out_dir / "evaluation.json"
+        from alignkit.pipeline.report_results import EVALUATION_FILE
+
+        path = out_dir / EVALUATION_FILE
         try:
             return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
         except (OSError, ValueError):
