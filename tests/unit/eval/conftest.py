@@ -56,11 +56,3 @@ def toy_tokenizer(toy_model):
 
     return load_tokenizer(toy_model[0])
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run far faster on one thread when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

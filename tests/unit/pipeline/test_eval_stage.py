@@ -33,13 +33,6 @@ REFUSAL = "sorry , i can not help with that ."
 RESAMPLES = 200
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _tiny_config(lab, root: Path) -> Path:
     config = json.loads(lab.model_config.read_text()) | TINY
@@ -137,7 +130,6 @@ def _stage_config(lab, models: dict[str, str], **changes) -> EvalStageConfig:
 def world(tmp_path_factory, toy_model):
     from alignkit.lab import generate_lab
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("eval_stage")
     lab = generate_lab(root / "lab", seed=0, size="small")
     models = _models(lab, root, toy_model)

@@ -31,13 +31,6 @@ def good_counts(prompts, responses):
 REWARD = f"fn:{__name__}:good_count"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def prompts_file(tmp_path, toy_data):

@@ -12,14 +12,6 @@ from alignkit.train.online import Experience, sequence_advantages
 from alignkit.train.online_forward import response_logits, response_logps
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_rloo_advantages_by_hand():
     """Groups (1, 2) and (3, 6), k = 2: each minus the other one -> -1, 1, -3, 3.
     One group of k = 4, (1, 2, 3, 6): 1 - (2+3+6)/3 = -2.666667, 2 - 10/3 = -1.333333,

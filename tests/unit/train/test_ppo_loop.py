@@ -37,13 +37,6 @@ def fn(name):
     return f"fn:{__name__}:{name}"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def prompts_file(tmp_path, toy_data):

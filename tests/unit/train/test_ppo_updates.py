@@ -16,14 +16,6 @@ from alignkit.train.online_update import minibatch_order, run_updates
 from alignkit.train.settings import OptimSettings
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_minibatch_order_is_seeded_and_covers_every_row_each_epoch():
     plan = minibatch_order(6, epochs=2, minibatches=2, seed=0, iteration=4)
     assert len(plan) == 2 and all(len(epoch) == 2 for epoch in plan)
