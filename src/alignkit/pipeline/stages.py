@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -37,7 +38,7 @@ class LabDataConfig(Section):
         "word: one token per lab word; bpe: byte-level BPE."))
 
 
-class StageKind:
+class StageKind(ABC):
     """A stage kind. Subclasses set :attr:`name` and :attr:`summary` and override the methods.
 
     Attributes:
@@ -52,20 +53,21 @@ class StageKind:
     trains: bool = False
 
     @property
+    @abstractmethod
     def schema(self) -> type[Section]:
         """The stage's configuration model."""
-        raise NotImplementedError
 
     def check(self, cfg: Section) -> None:
         """Refuse settings the schema accepts but the stage cannot run (a ConfigError)."""
+        return None  # most kinds accept whatever their schema accepts
 
+    @abstractmethod
     def run(self, cfg: Section, out_dir: Path, resume: bool) -> None:
         """Run the stage into ``out_dir`` (continuing an interrupted run when ``resume``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def finished(self, out_dir: Path) -> bool:
         """Whether ``out_dir`` holds this stage's complete output."""
-        raise NotImplementedError
 
     def resumable(self, out_dir: Path) -> bool:
         """Whether ``out_dir`` holds an interrupted run this stage can continue."""
