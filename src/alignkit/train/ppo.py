@@ -120,7 +120,8 @@ class PPOState:
     def __init__(self, cfg, extra: dict) -> None:
         kl = cfg.kl
         if kl.controller == "adaptive":
-            self.controller = KL_CONTROLLERS["adaptive"](kl.init_coef, kl.target, kl.horizon)
+            self.controller = KL_CONTROLLERS["adaptive"](kl.init_coef, kl.target, kl.horizon,
+                                                         warmup=kl.warmup)
         else:
             self.controller = KL_CONTROLLERS["fixed"](kl.init_coef)
         if "kl_controller" in extra:

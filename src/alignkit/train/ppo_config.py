@@ -37,6 +37,10 @@ class KLControl(Section):
         "KL per response (nats, summed over its tokens) the adaptive controller aims for."))
     horizon: float = Field(10000, gt=0, description=(
         "Responses over which a full-sized error changes the coefficient by about 20%."))
+    warmup: int = Field(0, ge=0, description=(
+        "adaptive: responses over which init_coef is held unless a batch's KL reaches 80% of "
+        "kl.target first, so the near-zero KL of a run's first batches does not wind the "
+        "coefficient down; 0 moves it from the first batch (Ziegler's rule)."))
     estimator: Literal["k1", "k2", "k3", "abs"] = Field("k1", description=(
         "Per-token KL estimator of the penalty: k1 = log-ratio (unbiased), k2 = ½ log-ratio², "
         "k3 = exp(-log-ratio) + log-ratio - 1 (unbiased, never negative), abs = |log-ratio|."))

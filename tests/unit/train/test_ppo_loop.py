@@ -69,19 +69,27 @@ def test_ppo_raises_the_reward(tmp_path, toy_model, prompts_file):
             "generation_s", "training_s"} <= set(rows[0])
 
 
-def test_adaptive_controller_follows_its_rule(tmp_path, toy_model, prompts_file):
+@pytest.mark.parametrize("warmup", [0, 96])
+def test_adaptive_controller_follows_its_rule(tmp_path, toy_model, prompts_file, warmup):
     """Each iteration's coefficient is the previous one times 1 + clip(KL/target - 1, ±0.2)
     · 32 / horizon (32 responses per iteration, horizon 1000, target 2): e.g. a KL of 0 gives
-    coef · (1 - 0.2 · 0.032) = coef · 0.9936."""
-    cfg = ppo_config(tmp_path, toy_model, prompts_file, train={"max_iterations": 6})
+    coef · (1 - 0.2 · 0.032) = coef · 0.9936. With kl.warmup 96 it stays 0.02 through the
+    first three iterations unless one's KL reaches 0.8 · 2 = 1.6."""
+    cfg = ppo_config(tmp_path, toy_model, prompts_file, train={"max_iterations": 6},
+                     kl={"warmup": warmup})
     train_ppo(cfg, run_dir(cfg))
     rows = read_metrics(cfg.output_dir)
     assert rows[0]["kl_coef"] == 0.02
-    for before, after in itertools.pairwise(rows):
-        error = min(max(before["kl"] / 2.0 - 1, -0.2), 0.2)
+    engaged = False
+    for seen, (before, after) in enumerate(itertools.pairwise(rows), start=1):
+        engaged = engaged or seen * 32 > warmup or before["kl"] >= 1.6
+        error = min(max(before["kl"] / 2.0 - 1, -0.2), 0.2) if engaged else 0.0
         assert after["kl_coef"] == pytest.approx(before["kl_coef"] * (1 + error * 32 / 1000),
                                                  rel=1e-12)
     assert rows[0]["kl"] == 0.0  # the reference is the starting policy
+    if warmup:
+        assert rows[1]["kl_coef"] == 0.02
+    assert rows[-1]["kl_coef"] != 0.02
 
 
 def test_fixed_controller_keeps_its_coefficient(tmp_path, toy_model, prompts_file):
