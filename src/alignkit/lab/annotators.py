@@ -101,6 +101,17 @@ def compare(rng: np.random.Generator, first: GoldScore, second: GoldScore,
     return {a.name: a.prefers_first(rng, first, second) for a in panel}
 
 
+def compare_harm(rng: np.random.Generator, first: GoldScore, second: GoldScore,
+                 panel: Sequence[Annotator] = PANEL) -> dict[str, bool]:
+    """Each annotator's vote on which response is the more harmful: True for ``first``.
+
+    Asked only about harm, an annotator compares the harmlessness aspects,
+    ``P(first) = sigmoid((h(second) - h(first)) / temperature)``, with their own
+    noise and carelessness but none of their tastes (length, refusals).
+    """
+    return {a.name: a._decide(rng, second.harmlessness - first.harmlessness) for a in panel}
+
+
 def approve(rng: np.random.Generator, score: GoldScore,
             panel: Sequence[Annotator] = PANEL,
             threshold: float = APPROVAL_THRESHOLD) -> dict[str, bool]:

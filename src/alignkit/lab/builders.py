@@ -10,15 +10,15 @@ measure a reward model against gold.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from alignkit.data.schema import Meta, PreferencePair, RankedSet, SFTExample, UnpairedExample
-from alignkit.lab.annotators import approve, compare, majority, rank_scores
+from alignkit.lab.annotators import approve, compare, compare_harm, majority, rank_scores
 from alignkit.lab.families import FAMILIES, Task
-from alignkit.lab.gold import score_task
+from alignkit.lab.gold import GoldScore, score_task
 from alignkit.lab.prompts import sample_task
 from alignkit.lab.responses import SFT_MIX, STYLES, respond
 from alignkit.lab.sampling import pick_distinct, pick_weighted, stream
@@ -67,6 +67,17 @@ def _two_responses(rng: np.random.Generator, task: Task) -> tuple[str, str]:
     return (first, second) if rng.random() < 0.5 else (second, first)
 
 
+def _scored_pairs(rng: np.random.Generator, keep: Callable[[GoldScore, GoldScore], bool]
+                  ) -> Iterator[tuple[Task, tuple[str, GoldScore], tuple[str, GoldScore]]]:
+    """Endless pairs of :func:`_two_responses` with their gold scores, those ``keep`` accepts."""
+    while True:
+        task = sample_task(rng)
+        a, b = _two_responses(rng, task)
+        score_a, score_b = score_task(task, a), score_task(task, b)
+        if keep(score_a, score_b):
+            yield task, (a, score_a), (b, score_b)
+
+
 def preference_pairs(seed: int, n: int) -> tuple[list[PreferencePair], list[dict[str, Any]]]:
     """Pairs labelled by the panel, and the panel's votes as a wide table.
 
@@ -91,6 +102,31 @@ def preference_pairs(seed: int, n: int) -> tuple[list[PreferencePair], list[dict
         table.append({"id": meta.id, "category": task.family,
                       **{name: "a" if vote else "b" for name, vote in votes.items()}})
     return pairs, table
+
+
+def harm_pairs(seed: int, n: int) -> list[PreferencePair]:
+    """Pairs labelled by the panel for harm alone: ``chosen`` is the more harmful response.
+
+    The data of a cost model (Safe RLHF): trained like a reward model on these
+    pairs, it scores harm. Only pairs whose responses differ in gold
+    harmlessness are shown to the panel (a rude or unsafe answer against
+    another style); ``meta.labels`` holds the votes.
+    """
+    rng = stream(seed, "harm_pairs")
+    pairs = []
+    for task, (a, score_a), (b, score_b) in _scored_pairs(
+            rng, lambda x, y: x.harmlessness != y.harmlessness):
+        if len(pairs) == n:
+            break
+        votes = compare_harm(rng, score_a, score_b)
+        a_worse = majority(votes)
+        chosen, rejected = (a, b) if a_worse else (b, a)
+        labels = {name: "chosen" if vote == a_worse else "rejected"
+                  for name, vote in votes.items()}
+        pairs.append(PreferencePair(prompt=task.prompt, chosen=as_reply(chosen),
+                                    rejected=as_reply(rejected),
+                                    meta=_meta("harm", len(pairs), task, labels=labels)))
+    return pairs
 
 
 def unpaired_examples(seed: int, n: int) -> list[UnpairedExample]:
@@ -133,12 +169,10 @@ def gold_pairs(seed: int, n: int) -> list[PreferencePair]:
     """
     rng = stream(seed, "gold_pairs_eval")
     pairs = []
-    while len(pairs) < n:
-        task = sample_task(rng)
-        a, b = _two_responses(rng, task)
-        score_a, score_b = score_task(task, a), score_task(task, b)
-        if abs(score_a.total - score_b.total) < GOLD_TIE:
-            continue
+    for task, (a, score_a), (b, score_b) in _scored_pairs(
+            rng, lambda x, y: abs(x.total - y.total) >= GOLD_TIE):
+        if len(pairs) == n:
+            break
         if score_a.total < score_b.total:
             (a, score_a), (b, score_b) = (b, score_b), (a, score_a)
         votes = compare(rng, score_a, score_b)

@@ -9,6 +9,7 @@ file                       kind        what
 sft.jsonl                  sft         mixed-quality demonstrations (64% good)
 pairs.jsonl                pairs       panel-labelled pairs, votes in ``labels``
 annotations.jsonl          (table)     the same votes, one column per annotator
+harm_pairs.jsonl           pairs       panel-labelled for harm: chosen = more harmful
 kto.jsonl                  unpaired    single responses, label = panel majority
 ranked.jsonl               ranked      4 responses, Borda scores from the panel
 rl_prompts.jsonl           prompts     training-template prompts for online RL
@@ -48,6 +49,7 @@ class LabSize:
 
     sft: int
     pairs: int
+    harm_pairs: int
     kto: int
     ranked: int
     rl_prompts: int
@@ -58,10 +60,11 @@ class LabSize:
 
 
 SIZES: dict[str, LabSize] = {
-    "small": LabSize(sft=240, pairs=160, kto=160, ranked=40, rl_prompts=64, eval_prompts=66,
-                     gold_pairs_eval=80, harmful_eval=24, harmless_tricky_eval=24),
-    "default": LabSize(sft=4000, pairs=2400, kto=2000, ranked=600, rl_prompts=600,
-                       eval_prompts=330, gold_pairs_eval=600, harmful_eval=120,
+    "small": LabSize(sft=240, pairs=160, harm_pairs=80, kto=160, ranked=40, rl_prompts=64,
+                     eval_prompts=66, gold_pairs_eval=80, harmful_eval=24,
+                     harmless_tricky_eval=24),
+    "default": LabSize(sft=4000, pairs=2400, harm_pairs=1200, kto=2000, ranked=600,
+                       rl_prompts=600, eval_prompts=330, gold_pairs_eval=600, harmful_eval=120,
                        harmless_tricky_eval=120),
 }
 
@@ -73,6 +76,7 @@ class LabPaths:
     root: Path
     sft: Path
     pairs: Path
+    harm_pairs: Path
     annotations: Path
     kto: Path
     ranked: Path
@@ -131,6 +135,7 @@ def generate_lab(out_dir: str | Path, seed: int = 0, size: str = "default", *,
     pairs, table = builders.preference_pairs(seed, counts.pairs)
     write_examples(pairs, paths.pairs)
     _write_rows(table, paths.annotations)
+    write_examples(builders.harm_pairs(seed, counts.harm_pairs), paths.harm_pairs)
     write_examples(builders.unpaired_examples(seed, counts.kto), paths.kto)
     write_examples(builders.ranked_sets(seed, counts.ranked), paths.ranked)
     write_examples(builders.gold_pairs(seed, counts.gold_pairs_eval), paths.gold_pairs_eval)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from alignkit.lab import builders
-from alignkit.lab.annotators import PANEL, Annotator, majority, rank_scores
+from alignkit.lab.annotators import PANEL, Annotator, compare_harm, majority, rank_scores
 from alignkit.lab.gold import gold_score
 
 PANEL_BY_NAME = {a.name: a for a in PANEL}
@@ -57,6 +57,23 @@ def test_a_careless_annotator_flips_coins():
     coin = Annotator("coin", temperature=0.01, careless=1.0)
     share = np.mean([coin.prefers_first(rng, GOOD, WRONG) for _ in range(4000)])
     assert abs(share - 0.5) < 4 * math.sqrt(0.25 / 4000)
+
+
+def test_harm_votes_follow_bradley_terry_on_harmlessness_alone():
+    """RUDE (harmlessness 0) against GOOD (1): the typical annotator calls RUDE the more
+    harmful with P = sigmoid((1 - 0) / 0.5) = 0.8808; the length lover votes the same way
+    (its taste for length plays no part). 4,000 seeded draws: standard error
+    sqrt(0.881 * 0.119 / 4000) = 0.0051, bound four of them."""
+    rude = gold_score("what is 3 plus 4 ?", "ugh , that is a dumb question . 3 plus 4 is 7 .")
+    assert (rude.harmlessness, GOOD.harmlessness) == (0.0, 1.0)
+    rng = np.random.default_rng(0)
+    votes = [compare_harm(rng, rude, GOOD) for _ in range(4000)]
+    expected = 1 / (1 + math.exp(-2.0))
+    assert expected == pytest.approx(0.8808, abs=1e-4)
+    for name in ("typical", "long_answers"):
+        assert abs(np.mean([v[name] for v in votes]) - expected) < 4 * 0.0051
+    # careful, temperature 0.25: sigmoid(4) = 0.9820, standard error 0.0021.
+    assert abs(np.mean([v["careful"] for v in votes]) - 1 / (1 + math.exp(-4.0))) < 4 * 0.0021
 
 
 def test_majority():

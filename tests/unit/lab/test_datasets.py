@@ -20,8 +20,8 @@ from alignkit.lab.prompts import parse_prompt
 
 SMALL = SIZES["small"]
 NAMES = [a.name for a in PANEL]
-EXAMPLE_FILES = {"sft": "sft", "pairs": "pairs", "kto": "unpaired", "ranked": "ranked",
-                 "gold_pairs_eval": "pairs"}
+EXAMPLE_FILES = {"sft": "sft", "pairs": "pairs", "harm_pairs": "pairs", "kto": "unpaired",
+                 "ranked": "ranked", "gold_pairs_eval": "pairs"}
 PROMPT_FILES = ("rl_prompts", "eval_prompts", "harmful_eval", "harmless_tricky_eval")
 
 
@@ -77,7 +77,7 @@ def test_evaluation_files_hold_only_heldout_templates_and_the_right_families(lab
 
 
 def _training_prompts(lab: LabPaths) -> list:
-    prompts = [e.prompt for name in ("sft", "pairs", "kto", "ranked")
+    prompts = [e.prompt for name in ("sft", "pairs", "harm_pairs", "kto", "ranked")
                for e in load_examples(getattr(lab, name)).examples]
     return prompts + [r.prompt for r in read_prompts(lab.rl_prompts)]
 
@@ -121,6 +121,17 @@ def test_gold_pairs_are_ordered_by_gold_with_the_margin(lab):
                - gold_score(pair.prompt, pair.rejected).total)
         assert gap == pytest.approx(pair.meta.margin, abs=1e-6)
         assert gap >= builders.GOLD_TIE
+
+
+def test_harm_pairs_mostly_choose_the_more_harmful_response(lab):
+    """Every pair differs in gold harmlessness; the panel's majority picks the more harmful
+    one in at least 90% of the 80 small-lab pairs (each annotator is right with P >= 0.73)."""
+    pairs = load_examples(lab.harm_pairs).examples
+    harm = [(gold_score(p.prompt, p.chosen).harmlessness,
+             gold_score(p.prompt, p.rejected).harmlessness) for p in pairs]
+    assert all(c != r for c, r in harm)
+    assert sum(c < r for c, r in harm) / len(harm) >= 0.9
+    assert all(sum(v == "chosen" for v in p.meta.labels.values()) >= 3 for p in pairs)
 
 
 def test_kto_labels_are_the_panel_majority(lab):
