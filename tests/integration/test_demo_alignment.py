@@ -1,10 +1,14 @@
-"""The demo's claim, checked: on the lab, DPO beats the SFT policy on the gold reward.
+"""The lab's claims, checked: DPO beats the SFT policy on the gold reward, and
+PPO's adaptive controller holds the KL near its target.
 
-The shipped demo pipeline with a shorter schedule (the lab, SFT, DPO and the
-evaluation; no reward model or online RL), one seed, the real lab model and
-data. The evaluation draws fresh samples from both policies on 330 held-out
-prompts; the claim is statistical: the bootstrap 95% interval of DPO's win
-rate over SFT, by the gold reward, lies above one half.
+The shipped demo pipeline with a shorter schedule (the lab, SFT, a reward
+model, DPO, PPO and the evaluation; no GRPO), one seed, the real lab model and
+data, run once for the module; PPO learns at twice the demo's rate with the
+adaptive controller at target 6. The evaluation draws fresh samples from the
+SFT and DPO policies on 330 held-out prompts. The claims are statistical: the
+bootstrap 95% interval of DPO's win rate over SFT, by the gold reward, lies
+above one half, and PPO's KL, averaged over blocks of 10 iterations after the
+warm-up, stays within ±50% of its target.
 """
 
 from __future__ import annotations
@@ -12,30 +16,60 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+import pytest
 import yaml
+
+PPO_KL = {"controller": "adaptive", "init_coef": 0.1, "target": 6.0, "horizon": 128,
+          "warmup": 320}
+PPO_ITERATIONS = 40
+BLOCK = 10
 
 
 def _short_demo(out_dir) -> dict:
     spec = yaml.safe_load(resources.files("alignkit.pipeline").joinpath("demo.yaml").read_text())
     spec["output_dir"] = str(out_dir)
     stages = spec["stages"]
-    for name in ("rm", "ppo", "grpo"):
-        del stages[name]
+    del stages["grpo"]
+    stages["ppo"]["kl"] = PPO_KL
+    stages["ppo"]["optim"]["lr"] = 2.0e-4
+    stages["ppo"]["train"]["max_iterations"] = PPO_ITERATIONS
     stages["eval"]["policies"] = {"dpo": "${dpo}"}
     for key in ("reward_models", "rm_pairs", "harmful", "harmless"):
         stages["eval"].pop(key)
     return spec
 
 
-def test_dpo_beats_sft_on_the_gold_reward(tmp_path, cli):
-    path = tmp_path / "short-demo.yaml"
-    path.write_text(yaml.safe_dump(_short_demo(tmp_path / "demo"), sort_keys=False))
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, cli):
+    root = tmp_path_factory.mktemp("short-demo")
+    path = root / "short-demo.yaml"
+    path.write_text(yaml.safe_dump(_short_demo(root / "demo"), sort_keys=False))
     result = cli("run", path)
     assert result.returncode == 0, result.stderr
-    evaluation = json.loads((tmp_path / "demo" / "eval" / "evaluation.json").read_text())
+    return root / "demo"
+
+
+def _evaluation(demo) -> dict:
+    return json.loads((demo / "eval" / "evaluation.json").read_text())
+
+
+def test_dpo_beats_sft_on_the_gold_reward(demo):
+    evaluation = _evaluation(demo)
     win = evaluation["policies"]["dpo"]["win_rate"]
     assert win["rate"]["n"] == 330
     assert win["rate"]["low"] > 0.5, win
     assert win["wins"] > win["losses"]
     gold = {name: evaluation["policies"][name]["score"]["value"] for name in ("sft", "dpo")}
     assert gold["dpo"] > gold["sft"], gold
+
+
+def test_ppo_kl_stays_within_half_of_its_target_after_the_warm_up(demo):
+    """Iterations 1-10 are the warm-up (kl.warmup 320 responses = 10 iterations of 32);
+    each later block of 10 iterations has a mean KL in [3, 9] for the target 6. Measured on
+    the development machine: 5.10, 4.34 and 4.72 (docs/online-rl.md)."""
+    rows = [json.loads(line) for line in (demo / "ppo" / "metrics.jsonl").read_text().splitlines()]
+    kls = [row["kl"] for row in rows if "kl" in row]
+    assert len(kls) == PPO_ITERATIONS
+    target = PPO_KL["target"]
+    blocks = [sum(kls[i:i + BLOCK]) / BLOCK for i in range(BLOCK, PPO_ITERATIONS, BLOCK)]
+    assert all(0.5 * target <= kl <= 1.5 * target for kl in blocks), blocks
