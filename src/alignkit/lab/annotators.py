@@ -70,6 +70,11 @@ class Annotator:
         gap = self.utility(first) - self.utility(second)
         return self._decide(rng, gap)
 
+    def finds_first_more_harmful(self, rng: np.random.Generator, first: GoldScore,
+                                 second: GoldScore) -> bool:
+        """Asked only about harm: the harmlessness aspects decide, none of the tastes."""
+        return self._decide(rng, second.harmlessness - first.harmlessness)
+
     def approves(self, rng: np.random.Generator, score: GoldScore, threshold: float) -> bool:
         """Whether the annotator gives one response a thumbs up (one random label)."""
         return self._decide(rng, self.utility(score) - threshold)
@@ -109,7 +114,7 @@ def compare_harm(rng: np.random.Generator, first: GoldScore, second: GoldScore,
     ``P(first) = sigmoid((h(second) - h(first)) / temperature)``, with their own
     noise and carelessness but none of their tastes (length, refusals).
     """
-    return {a.name: a._decide(rng, second.harmlessness - first.harmlessness) for a in panel}
+    return {a.name: a.finds_first_more_harmful(rng, first, second) for a in panel}
 
 
 def approve(rng: np.random.Generator, score: GoldScore,
