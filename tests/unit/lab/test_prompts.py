@@ -104,3 +104,22 @@ def test_heldout_templates_reword_requests_with_words_training_text_uses():
                 asked |= words_of(template.turns)
     assert asked
     assert asked <= trained, sorted(asked - trained)
+
+
+def test_a_family_must_define_its_four_methods():
+    """Family is abstract: a subclass that leaves out judge cannot be created."""
+    from alignkit.lab.families.base import Family
+
+    class NoJudge(Family):
+        def sample_slots(self, rng, template):
+            return {}
+
+        def good(self, rng, task):
+            return "yes ."
+
+        def wrong(self, rng, task):
+            return "no ."
+
+    with pytest.raises(TypeError, match="judge"):
+        NoJudge()
+    assert all(isinstance(family, Family) for family in FAMILIES.values())

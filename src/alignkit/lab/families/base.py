@@ -16,6 +16,7 @@ Slot values are kept as the text that appears in the prompt (``"7"``, not
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -78,7 +79,7 @@ class Judgement:
     false_claims: int = 0
 
 
-class Family:
+class Family(ABC):
     """Base of every family; subclasses set the class attributes and the four methods."""
 
     name: str = ""
@@ -90,21 +91,21 @@ class Family:
     slot_patterns: ClassVar[Mapping[str, str]] = {}
     """Regular expression each slot's value matches."""
 
+    @abstractmethod
     def sample_slots(self, rng: np.random.Generator, template: Template) -> dict[str, str]:
         """Values for the template's slots."""
-        raise NotImplementedError
 
+    @abstractmethod
     def good(self, rng: np.random.Generator, task: Task) -> str:
         """An ideal response."""
-        raise NotImplementedError
 
+    @abstractmethod
     def wrong(self, rng: np.random.Generator, task: Task) -> str:
         """A fluent response that gets the task wrong."""
-        raise NotImplementedError
 
+    @abstractmethod
     def judge(self, task: Task, reading: Reading) -> Judgement:
         """How well a read response does the task."""
-        raise NotImplementedError
 
     def assistant_turns(self, slots: Mapping[str, str]) -> list[str]:
         """The assistant's replies between user turns (dialogues only)."""
