@@ -94,6 +94,10 @@ def read_json(path: Path) -> Any:
     """A JSON file's content, or a DataError naming the file."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("missing_file", "no such file", source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError("unreadable_file", f"cannot read it: {exc}", source=str(path)) from None
     except json.JSONDecodeError as exc:
         raise DataError("invalid_json", f"not JSON: {exc.msg} (line {exc.lineno})",
                         source=str(path)) from None

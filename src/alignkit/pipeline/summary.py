@@ -15,7 +15,6 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from alignkit.errors import DataError
 from alignkit.eval.display import interval
 from alignkit.eval.stats import Interval
 from alignkit.pipeline.report_results import EVALUATION_FILE, Evaluation, read_evaluation
@@ -75,10 +74,7 @@ def summary_tables(eval_dir: Path) -> list[Table]:
     Raises:
         DataError: the file is missing, not JSON, or lacks its ``policies``.
     """
-    path = eval_dir / EVALUATION_FILE
-    if not path.is_file():
-        raise DataError("missing_file", "no evaluation here", source=str(path))
-    evaluation = read_evaluation(path)
+    evaluation = read_evaluation(eval_dir / EVALUATION_FILE)
     tables = [policy_table(evaluation)]
     models = reward_model_table(evaluation)
     return [*tables, models] if models is not None else tables

@@ -86,8 +86,12 @@ def test_another_judge_shows_its_score_and_no_reward_model_table(tmp_path):
 
 
 def test_a_missing_or_malformed_evaluation_is_a_data_error(tmp_path):
-    with pytest.raises(DataError, match="evaluation.json: no evaluation here"):
+    with pytest.raises(DataError, match="evaluation.json: no such file"):
         summary_tables(tmp_path)
     (tmp_path / "evaluation.json").write_text(json.dumps({"judge": "gold"}))
     with pytest.raises(DataError, match="field 'policies'"):
+        summary_tables(tmp_path)
+    (tmp_path / "evaluation.json").unlink()
+    (tmp_path / "evaluation.json").mkdir()  # a directory where the file should be
+    with pytest.raises(DataError, match="evaluation.json: cannot read it"):
         summary_tables(tmp_path)
