@@ -32,6 +32,9 @@ bytes of matmul outputs: 2 under bf16 autocast or with bf16 weights, else 4.
   term of Korthikanti et al.
 * The gated MLP keeps gate, up, act(gate) and their product (``4 C i``); a
   plain MLP its first projection and activation (``2 C i``).
+* With the lean functions (``Numerics.lean``) an RMSNorm keeps its input in
+  its own dtype and the scale (``R h + 4``), and the gated MLP does not keep
+  act(gate) (``3 C i``).
 """
 
 from __future__ import annotations
@@ -74,10 +77,12 @@ class Trainable:
 
 @dataclass(frozen=True)
 class Numerics:
-    """Dtypes of a forward pass: ``weight_bytes`` R, and whether bf16 autocast is on."""
+    """How a forward pass computes: ``weight_bytes`` R, whether bf16 autocast is on, and
+    whether the lean RMSNorm and SwiGLU of :mod:`alignkit.models.lean_ops` are in use."""
 
     weight_bytes: int
     autocast: bool
+    lean: bool = False
 
     @property
     def compute_bytes(self) -> int:
@@ -91,6 +96,8 @@ class Numerics:
 
 
 def _norm(shape: ModelShape, num: Numerics, trains: bool) -> int:
+    if num.lean:
+        return num.weight_bytes * shape.hidden + FP32
     return FP32 * shape.hidden + FP32 + (num.weight_bytes * shape.hidden if trains else 0)
 
 
@@ -137,7 +144,7 @@ def _mlp(shape: ModelShape, num: Numerics, train: Trainable) -> int:
     down = [lin for lin in shape.linears if lin.role == "mlp_out"]
     # gated: gate (the activation's input), up and act(gate) (the product's inputs);
     # plain: the first projection (the activation's input)
-    kept = 3 * c * i if shape.gated_mlp else c * i
+    kept = (2 if num.lean else 3) * c * i if shape.gated_mlp else c * i
     return kept + _kept_inputs(down, i, c, num, train)
 
 
@@ -171,9 +178,9 @@ def final_bytes_per_token(shape: ModelShape, num: Numerics, train: Trainable) ->
     return _norm(shape, num, train.full) + head_input
 
 
-def first_layer_saving_per_token(shape: ModelShape, train: Trainable) -> int:
+def first_layer_saving_per_token(shape: ModelShape, num: Numerics, train: Trainable) -> int:
     """What the first layer's norm does not keep when nothing before it trains."""
-    return 0 if train.full or train.embeddings else FP32 * shape.hidden + FP32
+    return 0 if train.full or train.embeddings else _norm(shape, num, trains=False)
 
 
 def weight_copy_bytes(shape: ModelShape, num: Numerics, train: Trainable,
@@ -191,7 +198,7 @@ def weight_copy_bytes(shape: ModelShape, num: Numerics, train: Trainable,
     count = shape.layers if layers is None else layers
     per_layer = sum(lin.params + _adapter_params(lin, train) for lin in shape.linears)
     kept = per_layer * count
-    if count == shape.layers and first_layer_saving_per_token(shape, train):
+    if count == shape.layers and first_layer_saving_per_token(shape, num, train):
         kept -= sum(lin.params + train.rank * lin.in_features * (lin.name in train.adapted)
                     for lin in shape.linears if lin.role == "attn_in")
     return num.compute_bytes * kept
@@ -221,5 +228,5 @@ def activation_bytes(shape: ModelShape, num: Numerics, train: Trainable, *, rows
     if checkpointing:
         kept = shape.layers * num.weight_bytes * shape.hidden + layer
         return tokens * (kept + final)
-    first = first_layer_saving_per_token(shape, train)
+    first = first_layer_saving_per_token(shape, num, train)
     return tokens * (shape.layers * layer + final - first)

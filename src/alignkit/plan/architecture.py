@@ -75,6 +75,7 @@ class ModelShape:
         params: parameter counts by kind.
         head_params: parameters of the output head (``lm_head`` even when tied).
         largest_param: elements of the largest parameter tensor.
+        lean_ops: the lean RMSNorm and SwiGLU of :mod:`alignkit.models.lean_ops` apply.
     """
 
     label: str
@@ -92,6 +93,7 @@ class ModelShape:
     params: ParameterCounts
     head_params: int
     largest_param: int
+    lean_ops: bool = False
 
     @property
     def q_dim(self) -> int:
@@ -229,6 +231,8 @@ def _is_gated(linears: tuple[Linear, ...], intermediate: int) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _describe(label: str, config_json: str, head: Head) -> ModelShape:
+    from alignkit.models.lean_ops import supports as lean_supported
+
     config = json.loads(config_json)
     model = build_meta_model(config, head)
     cfg = model.config
@@ -246,7 +250,8 @@ def _describe(label: str, config_json: str, head: Head) -> ModelShape:
         gated_mlp=_is_gated(linears, intermediate),
         linears=linears, params=count_parameters(model),
         head_params=sum(p.numel() for p in output_head.parameters()),
-        largest_param=max(p.numel() for p in model.parameters()))
+        largest_param=max(p.numel() for p in model.parameters()),
+        lean_ops=lean_supported(model))
 
 
 def describe_model(label: str, config: dict, head: Head = "causal_lm",

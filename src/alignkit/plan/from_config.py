@@ -88,6 +88,7 @@ def _model_fields(cfg, processes: int) -> dict:
     model = cfg.model
     fields = {"dtype": model.dtype, "precision": cfg.train.precision,
               "gradient_checkpointing": model.gradient_checkpointing,
+              "lean_activations": model.lean_activations,
               "quantization": "4bit" if model.load_in_4bit else "none",
               "optimizer": "adamw", "gpus": processes}
     if cfg.peft.enabled:

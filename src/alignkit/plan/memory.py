@@ -29,7 +29,7 @@ al. 2023, QLoRA, section 3), the rest in fp32 as peft's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alignkit.plan.activations import (
     FP32,
@@ -170,6 +170,7 @@ def nograd_layer_bytes(shape: ModelShape, num: Numerics, tokens: int) -> int:
 def policy_activations(shape: ModelShape, s: PlanSettings) -> int:
     """Activations and autocast weight copies of one training micro-batch."""
     num, train = numerics(s), trainable_view(shape, s)
+    num = replace(num, lean=s.lean_activations and shape.lean_ops)
     acts = activation_bytes(shape, num, train, rows=s.train_rows, seq_len=s.row_len,
                             checkpointing=s.gradient_checkpointing, padded=s.padded,
                             eager=s.attention == "eager")

@@ -86,6 +86,8 @@ class PlanSettings:
         completion_len: sampled tokens per completion, online methods.
         samples: completions per prompt, online methods.
         gradient_checkpointing: recompute activations in backward.
+        lean_activations: the trainers' lean RMSNorm and SwiGLU (``model.lean_activations``),
+            for the architectures they apply to.
         optimizer: ``adamw`` or ``adamw8bit``.
         zero: ZeRO stage 0-3 (sharding over ``gpus``).
         gpus: data-parallel processes.
@@ -110,6 +112,7 @@ class PlanSettings:
     completion_len: int = 256
     samples: int = 4
     gradient_checkpointing: bool = False
+    lean_activations: bool = True
     optimizer: str = "adamw"
     zero: int = 0
     gpus: int = 1

@@ -7,6 +7,7 @@ import contextlib
 import torch
 
 from alignkit.errors import AlignkitError
+from alignkit.models.lean_ops import make_lean
 from alignkit.models.load import init_causal_lm_from_config, load_causal_lm, load_tokenizer
 from alignkit.models.lora import apply_lora, load_adapter, require_qlora_support
 from alignkit.models.reward import init_reward_model_from_config, load_reward_model
@@ -44,6 +45,8 @@ def build_policy(model_cfg, peft_cfg, tokenizer, *, seed: int):
             gradient_checkpointing=model_cfg.gradient_checkpointing,
             load_in_4bit=model_cfg.load_in_4bit)
     _align_special_tokens(model, tokenizer)
+    if model_cfg.lean_activations:
+        make_lean(model)
     return _with_adapters(model, peft_cfg, task_type="CAUSAL_LM")
 
 
@@ -64,6 +67,8 @@ def build_reward_model(model_cfg, peft_cfg, tokenizer, *, seed: int):
                 allow_pickle=model_cfg.allow_pickle, pad_token_id=tokenizer.pad_token_id)
     if model_cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if model_cfg.lean_activations:
+        make_lean(model)
     return _with_adapters(model, peft_cfg, task_type="SEQ_CLS", modules_to_save=["score"])
 
 

@@ -13,6 +13,7 @@ import json
 import pytest
 import torch
 
+from alignkit.models.lean_ops import make_lean
 from alignkit.plan.activations import (
     Numerics,
     Trainable,
@@ -30,7 +31,7 @@ ROWS, SEQ = 2, 32
 
 
 def _model(tmp_path, *, dtype, lora_targets=None, reward=False, checkpointing=False,
-           attention="sdpa"):
+           attention="sdpa", lean=False):
     from alignkit.models.load import init_causal_lm_from_config
     from alignkit.models.lora import apply_lora
     from alignkit.models.reward import init_reward_model_from_config
@@ -43,6 +44,8 @@ def _model(tmp_path, *, dtype, lora_targets=None, reward=False, checkpointing=Fa
         model = init_causal_lm_from_config(path, dtype=dtype,
                                            gradient_checkpointing=checkpointing)
     model.config._attn_implementation = attention
+    if lean:
+        make_lean(model)
     if lora_targets is not None:
         model = apply_lora(model, r=8, alpha=16, dropout=0.0, target_modules=lora_targets,
                            task_type="SEQ_CLS" if reward else "CAUSAL_LM",
@@ -83,13 +86,15 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("lean", [False, True])
 @pytest.mark.parametrize("name", list(CASES))
-def test_activation_formula_equals_the_saved_tensors(tmp_path, name):
+def test_activation_formula_equals_the_saved_tensors(tmp_path, name, lean):
     dtype, autocast, targets, padded = CASES[name]
-    model = _model(tmp_path, dtype=dtype, lora_targets=targets)
+    model = _model(tmp_path, dtype=dtype, lora_targets=targets, lean=lean)
     measured = _saved_batch_bytes(model, autocast=autocast, padded=padded)
     shape = describe_model("tiny", CONFIG)
-    num = Numerics(4 if dtype == "fp32" else 2, autocast)
+    assert shape.lean_ops
+    num = Numerics(4 if dtype == "fp32" else 2, autocast, lean=lean)
     if targets is None:
         train = Trainable.everything()
     else:

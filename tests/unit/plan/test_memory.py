@@ -102,7 +102,8 @@ def test_sft_phases_by_hand(shape):
     160 x 64 = 10,240: 2 x 4 x 10,240 = 81,920) = 1,659,904. The peak is the backward.
     """
     memory = plan_memory(shape, PlanSettings("sft", dtype="fp32", precision="fp32",
-                                             batch_size=2, seq_len=32, padded=False))
+                                             batch_size=2, seq_len=32, padded=False,
+                                             lean_activations=False))
     assert memory.phases["backward"] == 1_932_032
     assert memory.phases["optimizer step"] == 1_659_904
     assert memory.phases["forward"] == 4 * P + 8 * P + 675_584 + 24_576
@@ -111,6 +112,17 @@ def test_sft_phases_by_hand(shape):
         "weights": 4 * P, "gradients": 0, "optimizer": 8 * P, "activations": 675_584,
         "logits": 49_152, "reference": 0, "reward_model": 0, "value_model": 0, "kv_cache": 0,
         "workspace": 23_808}
+
+
+def test_lean_activations_by_hand(shape):
+    """The same run with the lean RMSNorm and SwiGLU (the trainers' default): each norm keeps
+    4h + 4 = 260 bytes instead of 516 and each MLP 2 x 4 x 160 = 1,280 instead of 1,920, so a
+    layer keeps 4,888 - 2 x 256 - 640 = 3,736 bytes per token and what follows the layers
+    524 instead of 780: (2 x 3,736 + 524) x 64 = 511,744, 163,840 less than 675,584."""
+    memory = plan_memory(shape, PlanSettings("sft", dtype="fp32", precision="fp32",
+                                             batch_size=2, seq_len=32, padded=False))
+    assert memory.phases["backward"] == 1_932_032 - 163_840
+    assert memory.phases["forward"] == 4 * P + 8 * P + 511_744 + 24_576
 
 
 def test_accumulation_keeps_gradients_through_later_micro_batches(shape):
