@@ -25,6 +25,23 @@ def test_json_plan_of_a_preset(cli):
     assert plan["device"]["name"] == "T4" and plan["time"]["seconds"] > 0
 
 
+def test_separate_critic_and_lean_activations_options(cli):
+    """SmolLM2-135M (tied, so the critic is every one of its 134,515,008 parameters) with
+    PPO in bf16: a separate critic adds its weights and moments, 6 bytes per parameter, to
+    the value model; turning the lean functions off only adds activations."""
+    def plan(*extra):
+        done = cli("plan", "smollm2-135m", "--method", "ppo", "--gpu", "T4", "--batch-size",
+                   "2", "--prompt-len", "32", "--completion-len", "32", "--json", *extra)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    shared, separate, plain = plan(), plan("--critic", "separate"), plan("--no-lean-activations")
+    value = separate["phases_bytes"]["generation"] - shared["phases_bytes"]["generation"]
+    assert value == 6 * 134_515_008
+    assert plain["phases_bytes"]["forward"] > shared["phases_bytes"]["forward"]
+    assert plain["phases_bytes"]["generation"] == shared["phases_bytes"]["generation"]
+
+
 def test_a_run_that_does_not_fit_gets_ranked_suggestions(cli, tmp_path):
     """The device has 1 KiB more than the same run with a precomputed reference needs, so
     that change fits and, keeping the result and saving the reference pass, ranks first."""

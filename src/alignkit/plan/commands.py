@@ -100,6 +100,12 @@ def _list(catalogue) -> None:
               help="Completions per prompt, online methods.")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=False,
               show_default=True)
+@click.option("--lean-activations/--no-lean-activations", default=True, show_default=True,
+              help="The trainers' lean RMSNorm and SwiGLU (model.lean_activations; Llama, "
+              "Mistral and Qwen2).")
+@click.option("--critic", type=click.Choice(["shared", "separate"]), default="shared",
+              show_default=True, help="PPO's critic: a value head on the policy, or its own "
+              "copy of the model (value.model).")
 @click.option("--optimizer", type=click.Choice(["adamw", "adamw8bit"]), default="adamw",
               show_default=True)
 @click.option("--attention", type=click.Choice(["sdpa", "eager"]), default="sdpa",
@@ -119,8 +125,9 @@ def _list(catalogue) -> None:
 @click.option("--list", "list_catalogue", is_flag=True, help="List presets and devices.")
 def plan(model, method, reference, gpu, memory, tflops, gpus, zero, dtype, precision, lora_rank,
          lora_targets, quantization, batch_size, grad_accum, seq_len, prompt_len, completion_len,
-         samples, gradient_checkpointing, optimizer, attention, vocab_size, reward_model,
-         efficiency, compare, as_json, catalogues, list_catalogue) -> None:
+         samples, gradient_checkpointing, lean_activations, critic, optimizer, attention,
+         vocab_size, reward_model, efficiency, compare, as_json, catalogues,
+         list_catalogue) -> None:
     """Predict the peak memory of training MODEL with a method, and the time of a step.
 
     MODEL is a local model directory, a config.json, or a preset (see --list). The
@@ -158,8 +165,9 @@ def plan(model, method, reference, gpu, memory, tflops, gpus, zero, dtype, preci
         lora_targets=targets, quantization=quantization, batch_size=batch_size,
         grad_accum=grad_accum, seq_len=seq_len, prompt_len=prompt_len,
         completion_len=completion_len, samples=samples,
-        gradient_checkpointing=gradient_checkpointing, optimizer=optimizer, zero=zero,
-        gpus=gpus, attention=attention, reward_model=reward_model != "none")
+        gradient_checkpointing=gradient_checkpointing, lean_activations=lean_activations,
+        optimizer=optimizer, zero=zero, gpus=gpus, attention=attention,
+        reward_model=reward_model != "none", separate_critic=critic == "separate")
     device = _device(catalogue, gpu, memory, tflops)
     shape = resolve_model(model, catalogue, "reward" if method == "rm" else "causal_lm",
                           vocab_size)

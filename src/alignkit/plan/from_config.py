@@ -7,8 +7,8 @@ the trainer will run with, and the reward model's shape for online methods.
 :func:`training_device` is where the trainers run: the CUDA device when there
 is one, else this machine's available memory.
 
-A config the planner does not model (RRHF's ranked sets, PPO with a separate
-critic or a cost model) raises :class:`Unplannable`, naming what.
+A config the planner does not model (RRHF's ranked sets, PPO with a critic
+from another model or a cost model) raises :class:`Unplannable`, naming what.
 """
 
 from __future__ import annotations
@@ -130,10 +130,11 @@ def _offline_fields(cfg, command: str) -> dict:
 
 def _online_fields(cfg, command: str) -> dict:
     """Prompts, samples, lengths, passes, reference and reward model of an online run."""
+    separate = command == "ppo" and cfg.value.model == "separate"
     if command == "ppo":
-        if cfg.value.model == "separate":
-            raise Unplannable("the planner does not model a separate PPO critic "
-                              "(value.model: separate)")
+        if separate and cfg.value.path not in (None, cfg.model.path):
+            raise Unplannable("the planner models a separate PPO critic only when it starts "
+                              "from the policy's model (value.path unset)")
         if cfg.constraint.cost is not None and _is_model(cfg.constraint.cost):
             raise Unplannable("the planner does not model a cost model (constraint.cost)")
     samples = 1 if command == "ppo" else cfg.group.k
@@ -143,7 +144,7 @@ def _online_fields(cfg, command: str) -> dict:
             "completion_len": cfg.rollout.max_new_tokens,
             "grad_accum": -(-rows // _rows_per_pass(cfg, rows)),
             "reference": _online_reference(cfg, command),
-            "reward_model": _is_model(cfg.reward.source)}
+            "reward_model": _is_model(cfg.reward.source), "separate_critic": separate}
 
 
 def _rows_per_pass(cfg, rows: int) -> int:

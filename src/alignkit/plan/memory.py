@@ -167,6 +167,27 @@ def nograd_layer_bytes(shape: ModelShape, num: Numerics, tokens: int) -> int:
                      * shape.intermediate)
 
 
+def critic_bytes(shape: ModelShape, s: PlanSettings) -> ModelBytes:
+    """A separate critic: ``shape`` without its output head, in the weights' dtype, all trained."""
+    params = shape.params.total - (0 if shape.params.tied else shape.head_params)
+    return ModelBytes(params * s.weight_bytes, params, s.weight_bytes, shape.largest_param)
+
+
+def critic_activations(shape: ModelShape, s: PlanSettings) -> int:
+    """Activations and autocast weight copies of a separate critic's training pass.
+
+    Every weight of the backbone trains; its last hidden state feeds the value
+    head (counted like a trained output head's input).
+    """
+    num = Numerics(s.weight_bytes, s.autocast, lean=s.lean_activations and shape.lean_ops)
+    train = Trainable.everything()
+    acts = activation_bytes(shape, num, train, rows=s.train_rows, seq_len=s.row_len,
+                            checkpointing=s.gradient_checkpointing, padded=s.padded,
+                            eager=s.attention == "eager")
+    layers = 1 if s.gradient_checkpointing else None
+    return acts + weight_copy_bytes(shape, num, train, layers=layers)
+
+
 def policy_activations(shape: ModelShape, s: PlanSettings) -> int:
     """Activations and autocast weight copies of one training micro-batch."""
     num, train = numerics(s), trainable_view(shape, s)

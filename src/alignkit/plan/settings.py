@@ -96,6 +96,9 @@ class PlanSettings:
             padding mask (SDPA then keeps a float copy of it in every layer).
         reward_model: online methods score with a reward model (``False``: a
             Python function or the lab's gold reward).
+        separate_critic: PPO's critic is its own copy of the policy's starting
+            model without the output head (``value.model: separate``), trained
+            in full, instead of a value head on the policy.
     """
 
     method: str
@@ -119,6 +122,7 @@ class PlanSettings:
     attention: str = "sdpa"
     padded: bool = True
     reward_model: bool = True
+    separate_critic: bool = False
 
     @property
     def spec(self) -> MethodSpec:

@@ -81,6 +81,16 @@ def nograd_flops_per_token(shape: ModelShape, seq_len: int) -> int:
     return 2 * matmul_params(shape) + _attention(shape, seq_len)
 
 
+def critic_flops_per_token(shape: ModelShape, s: PlanSettings) -> int:
+    """A separate PPO critic (no output head, trained in full): its no-grad pass for the
+    old values, then one training pass per update epoch."""
+    n, attention = matmul_params(shape) - shape.head_params, _attention(shape, s.row_len)
+    train = 6 * n + 3 * attention
+    if s.gradient_checkpointing:
+        train += 2 * n + attention
+    return 2 * n + attention + s.spec.update_epochs * train
+
+
 def _seconds(flops: float, device: Device, efficiency: float) -> float | None:
     return None if device.tflops is None else flops / (device.tflops * 1e12 * efficiency)
 
@@ -100,12 +110,15 @@ def online_flops(shape: ModelShape, s: PlanSettings, reward: ModelShape) -> dict
     tokens = s.rows * s.row_len
     n = matmul_params(shape)
     generation = 2 * n * (s.batch_size * s.prompt_len + s.rows * s.completion_len)
-    return {"generation": float(generation),
-            "old log-probs": tokens * nograd_flops_per_token(shape, s.row_len),
-            "reference": tokens * nograd_flops_per_token(shape, s.row_len),
-            "reward model": tokens * nograd_flops_per_token(reward, s.row_len),
-            "training": s.spec.update_epochs * tokens
-            * train_flops_per_token(shape, s, s.row_len)}
+    parts = {"generation": float(generation),
+             "old log-probs": tokens * nograd_flops_per_token(shape, s.row_len),
+             "reference": tokens * nograd_flops_per_token(shape, s.row_len),
+             "reward model": tokens * nograd_flops_per_token(reward, s.row_len),
+             "training": s.spec.update_epochs * tokens
+             * train_flops_per_token(shape, s, s.row_len)}
+    if s.separate_critic and s.spec.value_model:
+        parts["critic"] = tokens * critic_flops_per_token(shape, s)
+    return parts
 
 
 def estimate_step_time(shape: ModelShape, s: PlanSettings, device: Device, *,

@@ -115,17 +115,22 @@ def test_grpo_config_from_run_directories(tmp_path):
     assert (s.reference, s.reward_model, s.grad_accum) == ("none", False, 2)
 
 
-def test_ppo_samples_once_and_refuses_a_separate_critic(tmp_path):
+def test_ppo_samples_once_and_plans_a_separate_critic_of_its_own_model(tmp_path):
     """PPO: one sample per prompt, a frozen copy as reference without LoRA, 4 minibatches of
-    16 prompts: 4 rows per pass, so accumulation 4. A separate critic is not modelled."""
+    16 prompts: 4 rows per pass, so accumulation 4. A separate critic is planned when it
+    starts from the policy's model, not from another one."""
     raw = {"model": _random_model(tmp_path), "data": {"train": "prompts.jsonl"},
            "reward": {"source": "gold"}}
     s = plan_inputs(PPOConfig.model_validate(raw), "ppo").settings
     assert (s.samples, s.rows, s.reference, s.grad_accum, s.train_rows, s.reward_model) == \
         (1, 16, "copy", 4, 4, False)
+    assert not s.separate_critic
     separate = PPOConfig.model_validate(dict(raw, value={"model": "separate"}))
-    with pytest.raises(Unplannable, match="separate PPO critic"):
-        plan_inputs(separate, "ppo")
+    assert plan_inputs(separate, "ppo").settings.separate_critic
+    other = PPOConfig.model_validate(dict(raw, value={"model": "separate",
+                                                      "path": str(tmp_path / "critic")}))
+    with pytest.raises(Unplannable, match="separate PPO critic only when"):
+        plan_inputs(other, "ppo")
 
 
 def test_continued_adapter_gives_its_own_rank_and_targets(tmp_path):

@@ -174,3 +174,26 @@ def test_online_iteration(shape):
     kl = plan_memory(shape, s.but(reference="copy"))
     assert kl.phases["optimizer step"] - bare.phases["optimizer step"] == 2 * P
     assert {"old log-probs", "reference pass"} <= set(kl.phases)
+
+
+def test_separate_ppo_critic(shape):
+    """PPO, fp32, 2 prompts, 8 + 16 tokens, against the shared value head. The critic is the
+    model without its untied output head: P - 96 x 64 = 92,480 parameters, whose weights and
+    two moments (12 bytes each: 1,109,760) are alive in every phase and whose gradients
+    (369,920) join the optimiser step. Its training pass keeps, per token, two lean padded
+    layers of 4,888 + 256 (expanded k, v) + 4 x 24 (the mask copy) - 2 x 256 - 640 = 4,088
+    bytes and 260 + 256 + 8 = 524 after them: 8,700 x 48 tokens = 417,600. The no-grad pass
+    no longer keeps the shared head's (2 + 1) x 48 x 64 x 4 = 36,864 bytes of hidden states."""
+    from alignkit.plan.memory import critic_activations
+
+    s = PlanSettings("ppo", dtype="fp32", precision="fp32", batch_size=2, prompt_len=8,
+                     completion_len=16, reward_model=False)
+    separate = s.but(separate_critic=True)
+    assert critic_activations(shape, separate) == 417_600
+    shared = plan_memory(shape, s, value_shape=shape).phases
+    own = plan_memory(shape, separate, value_shape=shape).phases
+    diff = {name: own[name] - shared[name] for name in shared}
+    assert diff == {"generation": 1_109_760, "reference pass": 1_109_760,
+                    "old log-probs": 1_109_760 - 36_864,
+                    "forward": 1_109_760 + 417_600, "backward": 1_109_760 + 417_600,
+                    "optimizer step": 1_109_760 + 369_920}

@@ -85,3 +85,18 @@ def test_generation_is_bound_by_reading_the_weights():
     assert t.seconds > t.generation_seconds
     assert estimate_step_time(shape, s, Device("cpu", 10**9, None, None, 0),
                               weight_bytes=10**6).seconds is None
+
+
+def test_a_separate_ppo_critic_adds_its_passes():
+    """PPO, 2 prompts, 8 + 16 tokens: 48 tokens. The critic's matrix weights are N without the
+    output head: 92,480 - 6,144 = 86,336; attention 4 x 2 x 64 x 24 = 12,288 per token. Its
+    no-grad pass 2 x 86,336 + 12,288 = 184,960 and 4 update epochs of 6 x 86,336 + 3 x 12,288
+    = 554,880 give 2,404,480 per token: 115,415,040 FLOPs."""
+    shape = describe_model("tiny", TINY)
+    device = Device("test", 10**9, 1.0, None, 0)
+    s = PlanSettings("ppo", batch_size=2, prompt_len=8, completion_len=16)
+    shared = estimate_step_time(shape, s, device, weight_bytes=0).flops
+    separate = estimate_step_time(shape, s.but(separate_critic=True), device,
+                                  weight_bytes=0).flops
+    assert "critic" not in shared
+    assert separate == dict(shared, critic=115_415_040)
