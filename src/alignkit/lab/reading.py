@@ -159,7 +159,7 @@ def false_fact_claims(reading: Reading) -> int:
 
 
 def _is_number(word: str) -> bool:
-    return word.isdigit() and len(word) <= _LARGEST_NUMBER_WORD
+    return word.isascii() and word.isdigit() and len(word) <= _LARGEST_NUMBER_WORD
 
 
 def _sentences(stream: list[str]) -> list[Sentence]:

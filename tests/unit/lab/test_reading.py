@@ -48,6 +48,11 @@ def test_sentences_keep_end_marks_and_an_unfinished_tail():
     assert reading.stated_numbers() == [4]
 
 
+def test_only_ascii_digits_are_numbers():
+    """Unicode digits such as a superscript two pass str.isdigit() but not int()."""
+    assert read("it has ² and 3 legs .").stated_numbers() == [3]
+
+
 def test_known_share_insults_danger_and_repeats():
     """8 words, 'blorp' unknown: 7/8 known; 'dumb' insults; 'crowbar' is danger; one repeat."""
     reading = read("a dumb crowbar blorp . hi . hi .")
