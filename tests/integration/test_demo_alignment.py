@@ -19,7 +19,7 @@ from importlib import resources
 import pytest
 import yaml
 
-PPO_KL = {"controller": "adaptive", "init_coef": 0.1, "target": 3.0, "horizon": 128,
+PPO_KL = {"controller": "adaptive", "init_coef": 0.2, "target": 3.0, "horizon": 128,
           "warmup": 320}
 PPO_ITERATIONS = 40
 BLOCK = 10
@@ -69,7 +69,9 @@ def test_ppo_kl_stays_within_half_of_its_target_after_the_warm_up(demo):
     responses = 10 iterations of 32) and 10 in which the KL first climbs, and may overshoot,
     as the policy leaves the reference. Each later block of 10 iterations has a mean KL in
     [1.5, 4.5] for the target 3. Measured on the development machine with the same
-    settings: 3.03 and 2.78 (seed 0), 2.94 and 3.14 (seed 1) (docs/online-rl.md)."""
+    settings after the same SFT model and reward model: 2.44 and 2.55 (seed 0), 2.49 and
+    2.95 (PPO seed 1), 2.69 and 3.19 (PPO seed 2); from init_coef 0.1 instead, seed 0
+    drifted above the band (3.01, 4.74) (docs/online-rl.md)."""
     rows = [json.loads(line) for line in (demo / "ppo" / "metrics.jsonl").read_text().splitlines()]
     kls = [row["kl"] for row in rows if "kl" in row]
     assert len(kls) == PPO_ITERATIONS
