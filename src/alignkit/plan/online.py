@@ -63,7 +63,7 @@ def kv_cache_bytes(shape: ModelShape, s: PlanSettings) -> int:
 
 def online_phases(shape: ModelShape, s: PlanSettings, reward: ModelShape,
                   value: ModelShape | None) -> dict[str, dict[str, int]]:
-    """Phases of one iteration; ``value`` is PPO's critic (its value head's hidden size)."""
+    """Phases of one iteration; ``value``: the model PPO's value head reads (None: no critic)."""
     policy = model_bytes(shape, s, trains=True)
     critic = critic_bytes(shape, s) if value is not None and s.separate_critic else None
     grads = gradient_bytes(policy, s)
