@@ -34,9 +34,9 @@ class ModelSettings(Section):
     gradient_checkpointing: bool = Field(False, description=(
         "Recompute activations during backward: less memory, about a third more compute."))
     lean_activations: bool = Field(True, description=(
-        "Llama, Mistral and Qwen2 models: RMSNorm, rotary embedding and SwiGLU keep only what "
-        "their backward needs (about 40% less activation memory, the same forward values, "
-        "no extra matrix work). Other architectures are left as they are."))
+        "Llama, Mistral and Qwen2 models: RMSNorm and SwiGLU keep only what their backward "
+        "needs (a fifth to a quarter less activation memory, the same forward values, no "
+        "extra matrix work). Other architectures are left as they are."))
     trust_remote_code: bool = Field(False, description=(
         "Allow modelling code shipped inside the checkpoint to run. Off by default."))
     allow_pickle: bool = Field(False, description=(
