@@ -70,6 +70,7 @@ class Case:
     checkpointing: bool = False
     samples: int = 4
     completion_len: int = 64
+    critic: str = "shared"
 
 
 CASES = [
@@ -99,6 +100,7 @@ CASES = [
          batch_size=4, seq_len=64),
     Case("ppo-7m", "ppo", "7m", batch_size=8, seq_len=64),
     Case("ppo-7m-lora", "ppo", "7m", lora_rank=16, batch_size=8, seq_len=64),
+    Case("ppo-7m-separate-critic", "ppo", "7m", batch_size=8, seq_len=64, critic="separate"),
 ]
 CASES_BY_NAME = {case.name: case for case in CASES}
 ONLINE = ("ppo", "rloo", "grpo")
@@ -166,7 +168,9 @@ def _online_config(case: Case, root: Path) -> dict:
            "train": {"prompts_per_iteration": case.batch_size, "max_iterations": STEPS,
                      "precision": case.precision, "save_every": 1000, "log_every": 1000},
            "peft": {"enabled": case.lora_rank > 0, "r": max(case.lora_rank, 1)}}
-    if case.method != "ppo":
+    if case.method == "ppo":
+        raw["value"] = {"model": case.critic}
+    else:
         raw["group"] = {"k": case.samples}
         raw["kl"] = {"coef": 0.0 if case.reference in ("auto", "none") else 0.05}
     return raw
@@ -289,7 +293,8 @@ def predict(case: Case, vocab: int):
                             batch_size=case.batch_size, seq_len=case.seq_len,
                             prompt_len=case.seq_len, completion_len=case.completion_len,
                             samples=case.samples, gradient_checkpointing=case.checkpointing,
-                            padded=case.method not in ("sft", *ONLINE), reward_model=False)
+                            padded=case.method not in ("sft", *ONLINE), reward_model=False,
+                            separate_critic=case.critic == "separate")
     return make_plan(shape, settings, cpu_device(), advise=False)
 
 

@@ -158,7 +158,7 @@ def plan_for_training(model_cfg, method: str, *, peft=None, train=None, data=Non
 
     Args:
         model_cfg: the ``model`` section (``path`` or ``init_from_config``,
-            ``dtype``, ``gradient_checkpointing``, ``load_in_4bit``).
+            ``dtype``, ``gradient_checkpointing``, ``lean_activations``, ``load_in_4bit``).
         method: ``sft``, ``rm``, ``dpo`` (any preference loss), ``ppo``, ...
         peft: the ``peft`` section (``enabled``, ``r``, ``target_modules``).
         train: the ``train`` section: ``batch_size`` (or an online run's
@@ -177,6 +177,7 @@ def plan_for_training(model_cfg, method: str, *, peft=None, train=None, data=Non
     shape = resolve_model(str(source), catalogue, head, vocab_size=vocab_size)
     fields = {"method": method, "reference": reference, "dtype": model_cfg.dtype,
               "gradient_checkpointing": model_cfg.gradient_checkpointing,
+              "lean_activations": getattr(model_cfg, "lean_activations", True),
               "quantization": "4bit" if getattr(model_cfg, "load_in_4bit", False) else "none"}
     if peft is not None and peft.enabled:
         targets = peft.target_modules

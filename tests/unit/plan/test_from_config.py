@@ -39,14 +39,16 @@ def test_sft_config_becomes_settings_and_the_tokenizer_sizes_the_vocabulary(tmp_
     embeddings and of lm_head. Parameters: 2 layers x (attention 12,288 + MLP 30,720 + norms
     128) + final norm 64 + embeddings 100 x 64 + lm_head 100 x 64 = 99,136."""
     cfg = SFTConfig.model_validate({
-        "model": dict(_random_model(tmp_path), dtype="bf16", gradient_checkpointing=True),
+        "model": dict(_random_model(tmp_path), dtype="bf16", gradient_checkpointing=True,
+                      lean_activations=False),
         "data": {"train": "sft.jsonl", "max_length": 48},
         "train": {"batch_size": 3, "grad_accum": 4, "precision": "bf16"}})
     inputs = plan_inputs(cfg, "sft", vocab_size=100, processes=2)
     assert inputs.settings == PlanSettings(
         method="sft", reference="auto", dtype="bf16", precision="bf16", lora_rank=0,
         lora_targets="all-linear", quantization="none", batch_size=3, grad_accum=4,
-        seq_len=48, gradient_checkpointing=True, optimizer="adamw", zero=0, gpus=2)
+        seq_len=48, gradient_checkpointing=True, lean_activations=False, optimizer="adamw",
+        zero=0, gpus=2)
     assert inputs.model.vocab == 100 and inputs.model.head == "causal_lm"
     assert inputs.model.params.total == 99_136
     assert inputs.reward_model is None

@@ -27,7 +27,7 @@ def test_sections_become_settings(tmp_path):
     cfg = _config(tmp_path, DPOConfig, peft={"enabled": True, "r": 4,
                                              "target_modules": ["q_proj", "v_proj"]},
                   train={"batch_size": 3, "grad_accum": 2, "precision": "bf16"},
-                  model={"gradient_checkpointing": True})
+                  model={"gradient_checkpointing": True, "lean_activations": False})
     plan = plan_for_training(cfg.model, "dpo", peft=cfg.peft, train=cfg.train, data=cfg.data,
                              reference="adapter", vocab_size=100,
                              device=Device("box", 8 * GIB, None, None, 0))
@@ -35,6 +35,7 @@ def test_sections_become_settings(tmp_path):
     assert (s.method, s.reference_mode, s.dtype, s.precision, s.lora_rank, s.lora_targets) == \
         ("dpo", "adapter", "fp32", "bf16", 4, ("q_proj", "v_proj"))
     assert (s.batch_size, s.grad_accum, s.seq_len, s.gradient_checkpointing) == (3, 2, 32, True)
+    assert not s.lean_activations
     assert plan.model.vocab == 100
     assert plan.trainable == 2 * (4 * (64 + 64) + 4 * (64 + 32))
     assert plan.fits and plan.headroom == 8 * GIB - plan.total
