@@ -131,12 +131,11 @@ def _offline_fields(cfg, command: str) -> dict:
 def _online_fields(cfg, command: str) -> dict:
     """Prompts, samples, lengths, passes, reference and reward model of an online run."""
     separate = command == "ppo" and cfg.value.model == "separate"
-    if command == "ppo":
-        if separate and cfg.value.path not in (None, cfg.model.path):
-            raise Unplannable("the planner models a separate PPO critic only when it starts "
-                              "from the policy's model (value.path unset)")
-        if cfg.constraint.cost is not None and _is_model(cfg.constraint.cost):
-            raise Unplannable("the planner does not model a cost model (constraint.cost)")
+    if separate and cfg.value.path not in (None, cfg.model.path):
+        raise Unplannable("the planner models a separate PPO critic only when it starts "
+                          "from the policy's model (value.path unset)")
+    if command == "ppo" and cfg.constraint.cost is not None and _is_model(cfg.constraint.cost):
+        raise Unplannable("the planner does not model a cost model (constraint.cost)")
     samples = 1 if command == "ppo" else cfg.group.k
     rows = cfg.train.prompts_per_iteration * samples
     return {"method": command, "batch_size": cfg.train.prompts_per_iteration,

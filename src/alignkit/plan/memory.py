@@ -173,29 +173,33 @@ def critic_bytes(shape: ModelShape, s: PlanSettings) -> ModelBytes:
     return ModelBytes(params * s.weight_bytes, params, s.weight_bytes, shape.largest_param)
 
 
-def critic_activations(shape: ModelShape, s: PlanSettings) -> int:
-    """Activations and autocast weight copies of a separate critic's training pass.
-
-    Every weight of the backbone trains; its last hidden state feeds the value
-    head (counted like a trained output head's input).
-    """
-    num = Numerics(s.weight_bytes, s.autocast, lean=s.lean_activations and shape.lean_ops)
-    train = Trainable.everything()
-    acts = activation_bytes(shape, num, train, rows=s.train_rows, seq_len=s.row_len,
-                            checkpointing=s.gradient_checkpointing, padded=s.padded,
-                            eager=s.attention == "eager")
-    layers = 1 if s.gradient_checkpointing else None
-    return acts + weight_copy_bytes(shape, num, train, layers=layers)
-
-
-def policy_activations(shape: ModelShape, s: PlanSettings) -> int:
-    """Activations and autocast weight copies of one training micro-batch."""
-    num, train = numerics(s), trainable_view(shape, s)
+def _trained_pass(shape: ModelShape, s: PlanSettings, num: Numerics, train: Trainable, *,
+                  weight_copies: bool = True) -> int:
+    """Activations of one training forward pass of ``shape``, plus its autocast weight copies
+    (the output head's excluded), with the lean functions where the trainers apply them."""
     num = replace(num, lean=s.lean_activations and shape.lean_ops)
     acts = activation_bytes(shape, num, train, rows=s.train_rows, seq_len=s.row_len,
                             checkpointing=s.gradient_checkpointing, padded=s.padded,
                             eager=s.attention == "eager")
-    if s.quantization != "none":
-        return acts  # bitsandbytes keeps the quantised weight, not a dequantised copy
+    if not weight_copies:
+        return acts
     layers = 1 if s.gradient_checkpointing else None
-    return acts + weight_copy_bytes(shape, num, train, layers=layers) + head_copy_bytes(shape, num)
+    return acts + weight_copy_bytes(shape, num, train, layers=layers)
+
+
+def critic_activations(shape: ModelShape, s: PlanSettings) -> int:
+    """Activations and autocast weight copies of a separate critic's training pass.
+
+    Every weight of the backbone (not quantised) trains; its last hidden state
+    feeds the value head (counted like a trained output head's input).
+    """
+    return _trained_pass(shape, s, Numerics(s.weight_bytes, s.autocast), Trainable.everything())
+
+
+def policy_activations(shape: ModelShape, s: PlanSettings) -> int:
+    """Activations and autocast weight copies of one training micro-batch."""
+    num = numerics(s)
+    if s.quantization != "none":  # bitsandbytes keeps the quantised weight, no dequantised copy
+        return _trained_pass(shape, s, num, trainable_view(shape, s), weight_copies=False)
+    return (_trained_pass(shape, s, num, trainable_view(shape, s))
+            + head_copy_bytes(shape, num))
