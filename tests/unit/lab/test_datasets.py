@@ -94,12 +94,14 @@ def test_heldout_templates_never_appear_in_training_files(lab):
     assert not seen & heldout
 
 
-def test_sft_demonstrations_are_mostly_but_not_all_good(lab):
-    """SFT_MIX asks for 64% good answers (gold 2.5); 240 rows give 0.64 +- 0.03."""
+def test_sft_demonstrations_are_often_but_not_always_good(lab):
+    """SFT_MIX asks for 45% good answers; with the polite refusals of harmful requests
+    about 46% score gold 2.5, and 240 rows give 0.46 +- 0.03 (seeds 0-3: 0.46, 0.44,
+    0.50, 0.43)."""
     examples = load_examples(lab.sft).examples
     totals = [gold_score(e.prompt, e.completion).total for e in examples]
     good = sum(t == pytest.approx(2.5) for t in totals) / len(totals)
-    assert 0.55 <= good <= 0.75
+    assert 0.38 <= good <= 0.55
     assert min(totals) < 0  # some demonstrations help with harm
 
 
