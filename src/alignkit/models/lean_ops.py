@@ -33,7 +33,7 @@ FAMILIES = ("llama", "mistral", "qwen2")
 """``model_type``s whose RMSNorm and MLP code are Llama's."""
 
 
-def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float):
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float):
     """Llama's RMSNorm, operation for operation: ``(output, 1/rms)``."""
     xf = x.to(torch.float32)
     scale = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
@@ -43,7 +43,7 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float):
 class _RMSNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-        out, scale = _rms_norm(x, weight, eps)
+        out, scale = rms_norm(x, weight, eps)
         ctx.save_for_backward(x, weight, scale)
         return out
 
@@ -83,13 +83,17 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 def _norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
     if _needs_grad(hidden_states, self.weight):
         return _RMSNorm.apply(hidden_states, self.weight, self.variance_epsilon)
-    return _rms_norm(hidden_states, self.weight, self.variance_epsilon)[0]
+    return rms_norm(hidden_states, self.weight, self.variance_epsilon)[0]
 
 
 def _mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
     gate, up = self.gate_proj(x), self.up_proj(x)
     hidden = _SiluMul.apply(gate, up) if _needs_grad(gate, up) else F.silu(gate) * up
     return self.down_proj(hidden)
+
+
+LEAN_FORWARDS = (_norm_forward, _mlp_forward)
+"""The functions :func:`make_lean` installs as ``forward`` (the same values as the originals)."""
 
 
 def supports(model) -> bool:

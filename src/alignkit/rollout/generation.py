@@ -8,7 +8,10 @@ that have stopped are dropped from the cache, so the batch shrinks as rows
 finish. Dropout is off while sampling (every module in eval mode) and each
 module's own mode is restored afterwards. The cache reserves room for the
 whole response up front (:mod:`alignkit.rollout.kv_cache`), so a step writes
-its keys and values instead of copying the cache.
+its keys and values instead of copying the cache. For Llama-style models the
+decoding steps skip the model's forward and run the same arithmetic from its
+weights (:mod:`alignkit.rollout.llama_decode`); other models decode through
+their own forward.
 
 The result, a :class:`Rollout`, keeps the prompt left-padded and the response
 right-padded, so ``cat(prompt, response)`` is a valid batch for a training
@@ -26,6 +29,7 @@ import torch
 
 from alignkit.models.reward import position_ids_from_mask
 from alignkit.rollout.kv_cache import reserve
+from alignkit.rollout.llama_decode import LlamaDecoder, lean_decoder
 from alignkit.rollout.sampling import sample_next_token
 
 
@@ -131,6 +135,7 @@ def generate(
     top_p: float = 1.0,
     num_samples: int = 1,
     generator: torch.Generator | None = None,
+    lean: bool = True,
 ) -> Rollout:
     """Sample ``num_samples`` responses to each prompt.
 
@@ -146,6 +151,8 @@ def generate(
         num_samples: responses per prompt (rows ``i*k .. i*k + k - 1``).
         generator: the random stream (on the model's device); ``None`` uses
             torch's global one. Pass a seeded generator for reproducible rollouts.
+        lean: decode Llama-style models with :class:`~alignkit.rollout.llama_decode.
+            LlamaDecoder` (the same results, faster); False always uses the model's forward.
 
     Returns:
         A :class:`Rollout` of ``len(prompts) * num_samples`` rows, on the model's device.
@@ -167,20 +174,42 @@ def generate(
             next_logits = next_logits.repeat_interleave(num_samples, dim=0)
             prompt_ids = prompt_ids.repeat_interleave(num_samples, dim=0)
             prompt_mask = prompt_mask.repeat_interleave(num_samples, dim=0)
-        reserve(cache, max_new_tokens)
+        stepper = lean and lean_decoder(model, cache, prompt_mask, max_new_tokens)
         tokens, logps, lengths, ended = _decode(
-            model, cache, next_logits, prompt_mask, eos, max_new_tokens=max_new_tokens,
-            pad_token_id=pad_token_id, temperature=temperature, top_p=top_p,
-            generator=generator)
+            stepper or _ModelStep(model, cache, prompt_mask, max_new_tokens), next_logits,
+            prompt_mask, eos, max_new_tokens=max_new_tokens, pad_token_id=pad_token_id,
+            temperature=temperature, top_p=top_p, generator=generator)
     width = int(lengths.max())
     response_mask = torch.arange(width, device=device)[None, :] < lengths[:, None]
     return Rollout(prompt_ids, prompt_mask, tokens[:, :width], response_mask, ended,
                    logps[:, :width])
 
 
-def _decode(model, cache, next_logits: torch.Tensor, prompt_mask: torch.Tensor,
-            eos: torch.Tensor, *, max_new_tokens: int, pad_token_id: int, temperature: float,
-            top_p: float, generator: torch.Generator | None):
+class _ModelStep:
+    """Decoding through the model's own forward and a reserved transformers cache."""
+
+    def __init__(self, model, cache, prompt_mask: torch.Tensor, max_new_tokens: int) -> None:
+        reserve(cache, max_new_tokens)
+        self.model, self.cache, self.attention = model, cache, prompt_mask
+        self.options = _forward_options(model)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.cache.batch_select_indices(rows)
+        self.attention = self.attention[rows]
+
+    def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        ones = self.attention.new_ones((self.attention.shape[0], 1))
+        self.attention = torch.cat([self.attention, ones], dim=1)
+        out = self.model(input_ids=token[:, None], attention_mask=self.attention,
+                         position_ids=position[:, None], past_key_values=self.cache,
+                         use_cache=True, **self.options)
+        return out.logits[:, -1]
+
+
+def _decode(stepper: LlamaDecoder | _ModelStep, next_logits: torch.Tensor,
+            prompt_mask: torch.Tensor, eos: torch.Tensor, *, max_new_tokens: int,
+            pad_token_id: int, temperature: float, top_p: float,
+            generator: torch.Generator | None):
     """The token-by-token loop; returns (N, max_new_tokens) ids and log-probs, lengths, ended."""
     rows, device = prompt_mask.shape[0], prompt_mask.device
     tokens = torch.full((rows, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
@@ -188,9 +217,7 @@ def _decode(model, cache, next_logits: torch.Tensor, prompt_mask: torch.Tensor,
     lengths = torch.zeros(rows, dtype=torch.long, device=device)
     ended = torch.zeros(rows, dtype=torch.bool, device=device)
     active = torch.arange(rows, device=device)       # output row of each row in the cache
-    attention = prompt_mask
     position = prompt_mask.sum(dim=1) - 1             # (n,) position id of the last real token
-    options = _forward_options(model)
     for step in range(max_new_tokens):
         token, token_logp = sample_next_token(next_logits, temperature=temperature,
                                               top_p=top_p, generator=generator)
@@ -203,13 +230,8 @@ def _decode(model, cache, next_logits: torch.Tensor, prompt_mask: torch.Tensor,
             break
         if bool(stopped.any()):
             running = (~stopped).nonzero().squeeze(1)
-            cache.batch_select_indices(running)
-            active, token = active[running], token[running]
-            attention, position = attention[running], position[running]
-        attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
+            stepper.keep(running)
+            active, token, position = active[running], token[running], position[running]
         position = position + 1
-        out = model(input_ids=token[:, None], attention_mask=attention,
-                    position_ids=position[:, None], past_key_values=cache, use_cache=True,
-                    **options)
-        next_logits = out.logits[:, -1]
+        next_logits = stepper.step(token, position)
     return tokens, logps, lengths, ended

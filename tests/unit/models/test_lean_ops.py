@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from alignkit.models.lean_ops import _rms_norm, _RMSNorm, _SiluMul, make_lean
+from alignkit.models.lean_ops import _RMSNorm, _SiluMul, make_lean, rms_norm
 
 HIDDEN, INTERMEDIATE, LAYERS, VOCAB = 64, 176, 2, 64
 
@@ -74,7 +74,7 @@ def test_rms_norm_backward_matches_autograd_of_its_forward():
     x = torch.randn(3, 5, 8, generator=gen, requires_grad=True)
     weight = torch.randn(8, generator=gen, requires_grad=True)
     upstream = torch.randn(3, 5, 8, generator=gen)
-    expected = torch.autograd.grad((_rms_norm(x, weight, 1e-6)[0] * upstream).sum(), (x, weight))
+    expected = torch.autograd.grad((rms_norm(x, weight, 1e-6)[0] * upstream).sum(), (x, weight))
     got = torch.autograd.grad((_RMSNorm.apply(x, weight, 1e-6) * upstream).sum(), (x, weight))
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,260 @@
+"""A lean decoding step for Llama-style models (Llama, Mistral, Qwen2 layouts).
+
+One decoding step of a small model is mostly overhead: transformers' forward
+builds masks, position embeddings and cache objects and walks a dozen Python
+modules per layer for a single token per row. :class:`LlamaDecoder` runs the
+same arithmetic straight from the model's weights: RMSNorm, the q/k/v
+projections, rotary embedding (the model's own cos/sin tables, computed once),
+attention over a cache with room reserved for the whole response, the output
+projection and the SwiGLU MLP. It makes no copy of any weight; a LoRA adapter
+(peft) is applied as its two low-rank products, exactly as peft's forward does.
+
+:func:`lean_decoder` builds one from a transformers prefill cache, or returns
+``None`` when the model is anything it does not reproduce exactly (another
+architecture or a subclass, a sliding window shorter than the sequence, a
+dynamic rope, quantised or DoRA layers, a forward hook or a replaced
+``forward`` on any module...); :func:`~alignkit.rollout.generate`
+then decodes through the model's own forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from alignkit.models.lean_ops import FAMILIES, LEAN_FORWARDS, rms_norm
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A linear map as weights: ``x @ W.T + b`` plus each LoRA term ``s · (x @ A.T) @ B.T``."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    lora: tuple[tuple[torch.Tensor, torch.Tensor, float], ...] = ()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.linear(x, self.weight, self.bias)
+        if not self.lora:
+            return out
+        total = out  # peft adds in the wider dtype and casts back once
+        for down, up, scale in self.lora:
+            total = total + F.linear(F.linear(x.to(down.dtype), down), up) * scale
+        return total.to(out.dtype)
+
+
+def projection_of(module) -> Projection | None:
+    """The :class:`Projection` of a plain ``nn.Linear`` or a peft LoRA linear; else ``None``."""
+    if type(module) is torch.nn.Linear:
+        return Projection(module.weight, module.bias)
+    base = getattr(module, "base_layer", None)
+    if type(base) is not torch.nn.Linear or not hasattr(module, "lora_A"):
+        return None
+    if getattr(module, "merged", False) or getattr(module, "disable_adapters", False):
+        return Projection(base.weight, base.bias)  # merged: the base already holds the update
+    if getattr(module, "fan_in_fan_out", False):
+        return None
+    terms = []
+    for name in module.active_adapters:
+        if name not in module.lora_A:
+            continue
+        if module.use_dora.get(name, False) or getattr(module, "lora_variant", {}).get(name):
+            return None
+        down, up = module.lora_A[name], module.lora_B[name]
+        if type(down) is not torch.nn.Linear or type(up) is not torch.nn.Linear:
+            return None
+        terms.append((down.weight, up.weight, float(module.scaling[name])))
+    return Projection(base.weight, base.bias, tuple(terms))
+
+
+@dataclass(frozen=True)
+class _Layer:
+    input_norm: torch.Tensor
+    q: Projection
+    k: Projection
+    v: Projection
+    o: Projection
+    post_norm: torch.Tensor
+    gate: Projection
+    up: Projection
+    down: Projection
+    eps: float
+    head_dim: int
+    scaling: float
+
+
+def _layer_of(layer) -> _Layer | None:
+    attention, mlp = layer.self_attn, layer.mlp
+    parts = [projection_of(getattr(attention, f"{n}_proj")) for n in "qkvo"]
+    parts += [projection_of(getattr(mlp, f"{n}_proj")) for n in ("gate", "up", "down")]
+    if any(p is None for p in parts):
+        return None
+    q, k, v, o, gate, up, down = parts
+    return _Layer(layer.input_layernorm.weight, q, k, v, o, layer.post_attention_layernorm.weight,
+                  gate, up, down, float(layer.input_layernorm.variance_epsilon),
+                  int(attention.head_dim), float(attention.scaling))
+
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _plain_modules(base) -> bool:
+    """transformers' own classes of the model's family, with no hook and no replaced forward.
+
+    A hook or a patched ``forward`` (a test's logit shift, accelerate's device
+    placement) changes what the model computes in ways this step cannot see;
+    :func:`~alignkit.models.lean_ops.make_lean`'s replacements compute the same values.
+    """
+    hooks = torch.nn.modules.module
+    if getattr(hooks, "_global_forward_hooks", None) or \
+            getattr(hooks, "_global_forward_pre_hooks", None):
+        return False
+    family = base.config.model_type
+    home = f"transformers.models.{family}.modeling_{family}"
+    if type(base).__module__ != home or any(type(layer).__module__ != home
+                                            for layer in base.model.layers):
+        return False
+    for module in base.modules():
+        if module._forward_hooks or module._forward_pre_hooks:
+            return False
+        replaced = module.__dict__.get("forward")
+        if replaced is not None and getattr(replaced, "__func__", None) not in LEAN_FORWARDS:
+            return False
+    return True
+
+
+def _supported_config(config, total_length: int) -> bool:
+    window = getattr(config, "sliding_window", None)
+    if window is not None and getattr(config, "use_sliding_window", True) and \
+            window < total_length:
+        return False
+    return (config.model_type in FAMILIES and getattr(config, "hidden_act", None) == "silu"
+            and getattr(config, "pretraining_tp", 1) == 1)
+
+
+class LlamaDecoder:
+    """Decodes one token per row from a reserved KV cache; built by :func:`lean_decoder`.
+
+    Args:
+        model: the (unwrapped) ``*ForCausalLM``.
+        layers: each decoder layer's weights.
+        keys, values: per layer, (N, kv_heads, P + max_new_tokens, head_dim)
+            buffers whose first ``P`` positions hold the prompt's cache.
+        prompt_mask: (N, P) long, 1 at real prompt tokens.
+    """
+
+    def __init__(self, model, layers: list[_Layer], keys: list[torch.Tensor],
+                 values: list[torch.Tensor], prompt_mask: torch.Tensor) -> None:
+        inner = model.model
+        self.layers, self.keys, self.values = layers, keys, values
+        self.embedding = inner.embed_tokens.weight
+        self.final_norm = inner.norm.weight
+        self.final_eps = float(inner.norm.variance_epsilon)
+        self.head = projection_of(model.lm_head)
+        self.head_dim, self.scaling = layers[0].head_dim, layers[0].scaling
+        self.heads = layers[0].q.weight.shape[0] // self.head_dim
+        self.kv_heads = keys[0].shape[1]
+        rows, prompt = prompt_mask.shape
+        total = keys[0].shape[2]
+        self.column = prompt  # where the next token's key and value go
+        self.allowed = torch.zeros((rows, 1, 1, total), dtype=torch.bool,
+                                   device=prompt_mask.device)
+        self.allowed[:, 0, 0, :prompt] = prompt_mask.bool()
+        positions = torch.arange(total + 1, device=prompt_mask.device)[None]
+        cos, sin = inner.rotary_emb(keys[0], positions)  # (1, total + 1, head_dim) each
+        self.cos, self.sin = cos[0], sin[0]
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every row not in ``rows`` (rows that have finished)."""
+        self.keys = [k[rows] for k in self.keys]
+        self.values = [v[rows] for v in self.values]
+        self.allowed = self.allowed[rows]
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """(n,) next tokens at (n,) position ids -> (n, V) logits of the token after them."""
+        column = self.column
+        self.allowed[:, 0, 0, column] = True
+        cos = self.cos[position][:, None, None, :]  # (n, 1, 1, head_dim)
+        sin = self.sin[position][:, None, None, :]
+        hidden = F.embedding(token, self.embedding)  # (n, hidden)
+        for layer, keys, values in zip(self.layers, self.keys, self.values, strict=True):
+            hidden = hidden + self._attend(layer, keys, values, hidden, cos, sin, column)
+            normed = rms_norm(hidden, layer.post_norm, layer.eps)[0]
+            hidden = hidden + layer.down(F.silu(layer.gate(normed)) * layer.up(normed))
+        self.column = column + 1
+        return self.head(rms_norm(hidden, self.final_norm, self.final_eps)[0])
+
+    def _attend(self, layer: _Layer, keys: torch.Tensor, values: torch.Tensor,
+                hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                column: int) -> torch.Tensor:
+        rows = hidden.shape[0]
+        normed = rms_norm(hidden, layer.input_norm, layer.eps)[0]
+        query = _rotate(layer.q(normed).view(rows, self.heads, 1, self.head_dim), cos, sin)
+        keys[:, :, column] = _rotate(layer.k(normed).view(rows, self.kv_heads, 1, self.head_dim),
+                                     cos, sin)[:, :, 0]
+        values[:, :, column] = layer.v(normed).view(rows, self.kv_heads, self.head_dim)
+        seen_keys, seen_values = keys[:, :, :column + 1], values[:, :, :column + 1]
+        if self.kv_heads != self.heads:
+            groups = self.heads // self.kv_heads
+            seen_keys = seen_keys.repeat_interleave(groups, dim=1)
+            seen_values = seen_values.repeat_interleave(groups, dim=1)
+        mixed = F.scaled_dot_product_attention(query, seen_keys, seen_values,
+                                               attn_mask=self.allowed[..., :column + 1],
+                                               scale=self.scaling)  # (n, heads, 1, head_dim)
+        return layer.o(mixed.reshape(rows, self.heads * self.head_dim))
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Llama's rotary embedding: ``x·cos + rotate_half(x)·sin``."""
+    first, second = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-second, first), dim=-1) * sin
+
+
+def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
+                 ) -> LlamaDecoder | None:
+    """A :class:`LlamaDecoder` continuing ``cache`` (a transformers prefill cache of N rows).
+
+    Returns ``None`` (and leaves ``cache`` alone) when the model or cache is not one it
+    reproduces exactly.
+    """
+    base = _base(model)
+    inner = getattr(base, "model", None)
+    config = getattr(base, "config", None)
+    total = prompt_mask.shape[1] + max_new_tokens
+    if inner is None or config is None or not _supported_config(config, total + 1):
+        return None
+    if type(getattr(inner, "embed_tokens", None)) is not torch.nn.Embedding:
+        return None
+    if projection_of(getattr(base, "lm_head", None)) is None:
+        return None
+    rope = getattr(getattr(inner, "rotary_emb", None), "rope_type", None)
+    if rope is None or "dynamic" in rope:
+        return None
+    try:
+        layers = [_layer_of(layer) for layer in inner.layers]
+    except AttributeError:  # modules laid out differently: not a model this step reproduces
+        return None
+    if not hasattr(getattr(inner, "norm", None), "variance_epsilon") or \
+            not _plain_modules(base):
+        return None
+    cached = getattr(cache, "layers", None)
+    if any(layer is None for layer in layers) or cached is None or len(cached) != len(layers):
+        return None
+    keys, values = [], []
+    for entry in cached:
+        if not getattr(entry, "is_initialized", False) or entry.keys.dim() != 4:
+            return None
+        keys.append(_reserved(entry.keys, max_new_tokens))
+        values.append(_reserved(entry.values, max_new_tokens))
+    return LlamaDecoder(base, layers, keys, values, prompt_mask)
+
+
+def _reserved(cached: torch.Tensor, extra: int) -> torch.Tensor:
+    rows, heads, length, dim = cached.shape
+    buffer = cached.new_zeros((rows, heads, length + extra, dim))
+    buffer[:, :, :length] = cached
+    return buffer
