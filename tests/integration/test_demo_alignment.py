@@ -1,14 +1,15 @@
-"""The lab's claims, checked: DPO beats the SFT policy on the gold reward, and
-PPO's adaptive controller holds the KL near its target.
+"""The lab's claims, checked: DPO and PPO beat the SFT policy on the gold reward,
+and PPO's adaptive controller holds the KL near its target.
 
 The shipped demo pipeline with a shorter schedule (the lab, SFT, a reward
 model, DPO, PPO and the evaluation; no GRPO), one seed, the real lab model and
 data, run once for the module; PPO learns at twice the demo's rate with the
 adaptive controller at target 3. The evaluation draws fresh samples from the
-SFT and DPO policies on 330 held-out prompts. The claims are statistical: the
-bootstrap 95% interval of DPO's win rate over SFT, by the gold reward, lies
-above one half, and PPO's KL, averaged over blocks of 10 iterations after the
-warm-up, stays within ±50% of its target.
+SFT, DPO and PPO policies on 330 held-out prompts. The claims are statistical:
+the bootstrap 95% interval of DPO's win rate over SFT, by the gold reward, lies
+above one half; PPO (rewarded by the reward model, judged by gold) wins at
+least 60% with its interval above one half; and PPO's KL, averaged over blocks
+of 10 iterations after the warm-up, stays within ±50% of its target.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _short_demo(out_dir) -> dict:
     stages["ppo"]["kl"] = PPO_KL
     stages["ppo"]["optim"]["lr"] = 2.0e-4
     stages["ppo"]["train"]["max_iterations"] = PPO_ITERATIONS
-    stages["eval"]["policies"] = {"dpo": "${dpo}"}
+    stages["eval"]["policies"] = {"dpo": "${dpo}", "ppo": "${ppo}"}
     for key in ("reward_models", "rm_pairs", "harmful", "harmless"):
         stages["eval"].pop(key)
     return spec
@@ -62,6 +63,17 @@ def test_dpo_beats_sft_on_the_gold_reward(demo):
     assert win["wins"] > win["losses"]
     gold = {name: evaluation["policies"][name]["score"]["value"] for name in ("sft", "dpo")}
     assert gold["dpo"] > gold["sft"], gold
+
+
+def test_ppo_beats_sft_on_the_gold_reward(demo):
+    """Measured on the development machine: 0.629 [0.580, 0.673] (DPO: 0.727)."""
+    evaluation = _evaluation(demo)
+    win = evaluation["policies"]["ppo"]["win_rate"]
+    assert win["rate"]["n"] == 330
+    assert win["rate"]["value"] >= 0.6, win
+    assert win["rate"]["low"] > 0.5, win
+    gold = {name: evaluation["policies"][name]["score"]["value"] for name in ("sft", "ppo")}
+    assert gold["ppo"] > gold["sft"], gold
 
 
 def test_ppo_kl_stays_within_half_of_its_target_after_the_warm_up(demo):
