@@ -174,11 +174,13 @@ def generate(
             next_logits = next_logits.repeat_interleave(num_samples, dim=0)
             prompt_ids = prompt_ids.repeat_interleave(num_samples, dim=0)
             prompt_mask = prompt_mask.repeat_interleave(num_samples, dim=0)
-        stepper = lean and lean_decoder(model, cache, prompt_mask, max_new_tokens)
+        stepper = ((lean and lean_decoder(model, cache, prompt_mask, max_new_tokens))
+                   or _ModelStep(model, cache, prompt_mask, max_new_tokens))
+        del prefill, cache  # the lean step copies the prompt's cache: free the original
         tokens, logps, lengths, ended = _decode(
-            stepper or _ModelStep(model, cache, prompt_mask, max_new_tokens), next_logits,
-            prompt_mask, eos, max_new_tokens=max_new_tokens, pad_token_id=pad_token_id,
-            temperature=temperature, top_p=top_p, generator=generator)
+            stepper, next_logits, prompt_mask, eos, max_new_tokens=max_new_tokens,
+            pad_token_id=pad_token_id, temperature=temperature, top_p=top_p,
+            generator=generator)
     width = int(lengths.max())
     response_mask = torch.arange(width, device=device)[None, :] < lengths[:, None]
     return Rollout(prompt_ids, prompt_mask, tokens[:, :width], response_mask, ended,

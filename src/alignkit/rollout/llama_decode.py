@@ -1,8 +1,10 @@
 """A lean decoding step for Llama-style models (Llama, Mistral, Qwen2 layouts).
 
-One decoding step of a small model is mostly overhead: transformers' forward
-builds masks, position embeddings and cache objects and walks a dozen Python
-modules per layer for a single token per row. :class:`LlamaDecoder` runs the
+For a small model a good share of each decoding step is overhead:
+transformers' forward builds masks, position embeddings and cache objects and
+walks a dozen Python modules per layer for one token per row (about a fifth
+of a rollout of a 3.7M-parameter Llama, a quarter of the lab model's; see
+``docs/online-rl.md``). :class:`LlamaDecoder` runs the
 same arithmetic straight from the model's weights: RMSNorm, the q/k/v
 projections, rotary embedding (the model's own cos/sin tables, computed once),
 attention over a cache with room reserved for the whole response, the output
