@@ -42,6 +42,11 @@ def load_adapter(model, adapter_dir: str | Path, *, trainable: bool = True):
     return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
 
 
+def base_of(model):
+    """The transformers model under a peft wrapper (``model`` itself when there is none)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def is_peft_model(model) -> bool:
     """True when ``model`` carries peft adapters."""
     return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")

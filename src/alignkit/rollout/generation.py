@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from alignkit.models.lora import base_of
 from alignkit.models.reward import position_ids_from_mask
 from alignkit.rollout.kv_cache import reserve
 from alignkit.rollout.llama_decode import LlamaDecoder, lean_decoder
@@ -114,8 +115,7 @@ def dropout_off(model: torch.nn.Module) -> Iterator[None]:
 
 def accepts_logits_to_keep(model) -> bool:
     """Whether the model's forward can compute logits for the last positions only."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return "logits_to_keep" in inspect.signature(base_of(model).forward).parameters
 
 
 def _forward_options(model) -> dict:

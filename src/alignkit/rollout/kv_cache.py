@@ -16,6 +16,14 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 
+def with_room(cached: torch.Tensor, extra: int) -> torch.Tensor:
+    """A (B, H, L + extra, D) buffer whose first L positions hold ``cached`` (B, H, L, D)."""
+    batch, heads, length, dim = cached.shape
+    buffer = cached.new_empty((batch, heads, length + extra, dim))
+    buffer[:, :, :length] = cached
+    return buffer
+
+
 class ReservedLayer(DynamicLayer):
     """A ``DynamicLayer`` whose keys and values sit at the start of larger buffers.
 
@@ -27,13 +35,8 @@ class ReservedLayer(DynamicLayer):
     def __init__(self, layer: DynamicLayer, extra: int) -> None:
         super().__init__()
         self.dtype, self.device, self.is_initialized = layer.dtype, layer.device, True
-        batch, heads, length, dim = layer.keys.shape
-        self._keys = layer.keys.new_empty((batch, heads, length + extra, dim))
-        self._values = layer.values.new_empty((batch, heads, length + extra,
-                                               layer.values.shape[-1]))
-        self._keys[:, :, :length] = layer.keys
-        self._values[:, :, :length] = layer.values
-        self._length = length
+        self._keys, self._values = with_room(layer.keys, extra), with_room(layer.values, extra)
+        self._length = layer.keys.shape[-2]
         self._refresh()
 
     def _refresh(self) -> None:

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from alignkit.models.lean_ops import FAMILIES, LEAN_FORWARDS, rms_norm
+from alignkit.models.lora import base_of
+from alignkit.rollout.kv_cache import with_room
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,6 @@ def _layer_of(layer) -> _Layer | None:
                   int(attention.head_dim), float(attention.scaling))
 
 
-def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def _plain_modules(base) -> bool:
     """transformers' own classes of the model's family, with no hook and no replaced forward.
 
@@ -143,19 +141,20 @@ class LlamaDecoder:
     Args:
         model: the (unwrapped) ``*ForCausalLM``.
         layers: each decoder layer's weights.
+        head: the output projection (``lm_head``).
         keys, values: per layer, (N, kv_heads, P + max_new_tokens, head_dim)
             buffers whose first ``P`` positions hold the prompt's cache.
         prompt_mask: (N, P) long, 1 at real prompt tokens.
     """
 
-    def __init__(self, model, layers: list[_Layer], keys: list[torch.Tensor],
+    def __init__(self, model, layers: list[_Layer], head: Projection, keys: list[torch.Tensor],
                  values: list[torch.Tensor], prompt_mask: torch.Tensor) -> None:
         inner = model.model
         self.layers, self.keys, self.values = layers, keys, values
         self.embedding = inner.embed_tokens.weight
         self.final_norm = inner.norm.weight
         self.final_eps = float(inner.norm.variance_epsilon)
-        self.head = projection_of(model.lm_head)
+        self.head = head
         self.head_dim, self.scaling = layers[0].head_dim, layers[0].scaling
         self.heads = layers[0].q.weight.shape[0] // self.head_dim
         self.kv_heads = keys[0].shape[1]
@@ -223,7 +222,7 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
     Returns ``None`` (and leaves ``cache`` alone) when the model or cache is not one it
     reproduces exactly.
     """
-    base = _base(model)
+    base = base_of(model)
     inner = getattr(base, "model", None)
     config = getattr(base, "config", None)
     total = prompt_mask.shape[1] + max_new_tokens
@@ -231,7 +230,8 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
         return None
     if type(getattr(inner, "embed_tokens", None)) is not torch.nn.Embedding:
         return None
-    if projection_of(getattr(base, "lm_head", None)) is None:
+    head = projection_of(getattr(base, "lm_head", None))
+    if head is None:
         return None
     rope = getattr(getattr(inner, "rotary_emb", None), "rope_type", None)
     if rope is None or "dynamic" in rope:
@@ -250,13 +250,6 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
     for entry in cached:
         if not getattr(entry, "is_initialized", False) or entry.keys.dim() != 4:
             return None
-        keys.append(_reserved(entry.keys, max_new_tokens))
-        values.append(_reserved(entry.values, max_new_tokens))
-    return LlamaDecoder(base, layers, keys, values, prompt_mask)
-
-
-def _reserved(cached: torch.Tensor, extra: int) -> torch.Tensor:
-    rows, heads, length, dim = cached.shape
-    buffer = cached.new_zeros((rows, heads, length + extra, dim))
-    buffer[:, :, :length] = cached
-    return buffer
+        keys.append(with_room(entry.keys, max_new_tokens))
+        values.append(with_room(entry.values, max_new_tokens))
+    return LlamaDecoder(base, layers, head, keys, values, prompt_mask)
