@@ -242,12 +242,17 @@ def _warm_up(config: dict, root: Path, precision: str) -> None:
 
 def measure(case: Case) -> dict:
     """Train ``case`` for three steps here; the peak RSS above the baseline, in MiB."""
+    with tempfile.TemporaryDirectory(prefix="planner-check-") as scratch:
+        return _measure_in(case, Path(scratch))
+
+
+def _measure_in(case: Case, root: Path) -> dict:
+    """:func:`measure` with its files (model, data, run directory) under ``root``."""
     from alignkit.config import dump_config, validate_config
     from alignkit.data.tokenizer_build import word_level_tokenizer
     from alignkit.rundir import RunDir
     from alignkit.train.engine import Engine
 
-    root = Path(tempfile.mkdtemp(prefix="planner-check-"))
     words = _words(SIZES[case.size][5])
     tokenizer = word_level_tokenizer(words)
     tokenizer.save_pretrained(root / "tokenizer")
