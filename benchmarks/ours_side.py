@@ -34,6 +34,11 @@ LOAD_AT_START = os.getloadavg()
 
 import torch  # noqa: E402  (timed: the imports are part of the start-up cost)
 
+# The libraries the run loads, imported before the baseline as the TRL side imports its
+# trainers: the memory compared is the run's, not the code's.
+from accelerate import Accelerator  # noqa: E402, F401
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM  # noqa: E402, F401
+
 from alignkit.config import dump_config  # noqa: E402
 from alignkit.rundir import RunDir  # noqa: E402
 from alignkit.train.dpo_config import DPOConfig  # noqa: E402
@@ -65,7 +70,8 @@ def build_config(spec: dict, out_dir: Path) -> SFTConfig | DPOConfig:
                   "gradient_checkpointing": spec["gradient_checkpointing"]},
         "data": {"train": spec["data_path"], "max_length": spec["max_length"]},
         "optim": {"lr": spec["lr"], "weight_decay": 0.0, "schedule": "linear",
-                  "warmup_steps": 0, "max_grad_norm": 1.0},
+                  "warmup_steps": 0, "max_grad_norm": spec["max_grad_norm"],
+                  "update_in_backward": spec.get("update_in_backward", False)},
         "train": {"batch_size": spec["batch_size"], "grad_accum": 1,
                   "max_steps": spec["steps"], "seed": spec["seed"],
                   "precision": spec["precision"], "log_every": 1, "eval_every": 0,

@@ -71,6 +71,7 @@ class Case:
     samples: int = 4
     completion_len: int = 64
     critic: str = "shared"
+    in_backward: bool = False
 
 
 CASES = [
@@ -79,6 +80,7 @@ CASES = [
     Case("sft-7m-lora", "sft", "7m", lora_rank=16),
     Case("sft-7m-bf16", "sft", "7m", precision="bf16"),
     Case("sft-7m-ckpt", "sft", "7m", checkpointing=True),
+    Case("sft-7m-in-backward", "sft", "7m", in_backward=True),
     Case("sft-30m", "sft", "30m", batch_size=2),
     Case("rm-7m", "rm", "7m"),
     Case("rm-7m-lora", "rm", "7m", lora_rank=16),
@@ -91,6 +93,12 @@ CASES = [
     Case("dpo-30m-precomputed", "dpo", "30m", reference="precomputed", batch_size=2),
     Case("dpo-30m-lora-adapter", "dpo", "30m", reference="adapter", lora_rank=16,
          batch_size=2),
+    Case("dpo-30m-in-backward", "dpo", "30m", reference="precomputed", batch_size=2,
+         in_backward=True),
+    Case("dpo-30m-ckpt", "dpo", "30m", reference="precomputed", batch_size=2,
+         checkpointing=True),
+    Case("dpo-30m-ckpt-in-backward", "dpo", "30m", reference="precomputed", batch_size=2,
+         checkpointing=True, in_backward=True),
     Case("simpo-7m", "simpo", "7m"),
     Case("simpo-7m-lora", "simpo", "7m", lora_rank=16),
     Case("kto-7m-precomputed", "kto", "7m", reference="precomputed"),
@@ -187,6 +195,8 @@ def _training_config(case: Case, root: Path) -> dict:
            "train": {"batch_size": case.batch_size, "max_steps": STEPS,
                      "precision": case.precision, "save_every": 1000, "log_every": 1000},
            "peft": {"enabled": case.lora_rank > 0, "r": max(case.lora_rank, 1)}}
+    if case.in_backward:
+        raw["optim"] = {"update_in_backward": True, "max_grad_norm": 0}
     if case.method in ("dpo", "simpo", "kto"):
         raw["loss"] = {"type": case.method}
         raw["reference"] = {"mode": case.reference}
@@ -299,7 +309,8 @@ def predict(case: Case, vocab: int):
                             prompt_len=case.seq_len, completion_len=case.completion_len,
                             samples=case.samples, gradient_checkpointing=case.checkpointing,
                             padded=case.method not in ("sft", *ONLINE), reward_model=False,
-                            separate_critic=case.critic == "separate")
+                            separate_critic=case.critic == "separate",
+                            update_in_backward=case.in_backward)
     return make_plan(shape, settings, cpu_device(), advise=False)
 
 

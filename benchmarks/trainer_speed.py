@@ -49,7 +49,14 @@ LARGE_LLAMA = {"hidden_size": 1024, "intermediate_size": 2752, "num_hidden_layer
 VOCAB_SIZE = 1024
 PROMPT_SHARE = 0.2
 """Share of each sequence's tokens in the prompt; the rest is the response."""
-OPTIMISER = {"lr": 1e-6, "beta": 0.1, "seed": 0, "max_length": 1024}
+OPTIMISER = {"lr": 1e-6, "beta": 0.1, "seed": 0, "max_length": 1024, "max_grad_norm": 1.0}
+MEMORY_MODES = {
+    "default": {},
+    # Both sides recompute activations (TRL's own default) and do not clip; ours also applies
+    # each gradient during backward and frees it.
+    "lean": {"gradient_checkpointing": True, "max_grad_norm": 0.0, "update_in_backward": True},
+}
+"""Settings of the memory runs; ``update_in_backward`` only reaches alignkit's side."""
 
 
 # -- assets: tokenizer, model, data -------------------------------------------------------
@@ -164,21 +171,24 @@ def run_side(runner: Runner, side: str, spec: dict, work: Path) -> dict:
 
 
 def run_matrix(runner: Runner, work: Path, model: dict, data: dict, *, tasks: list[str],
-               precisions: list[str], repeats: int, batch: int, steps: int) -> list[dict]:
-    """Every (task, precision), ``repeats`` times per side, ours and TRL alternating."""
+               precisions: list[str], repeats: int, batch: int, steps: int,
+               modes: tuple[str, ...] = ("default",)) -> list[dict]:
+    """Every (task, precision, mode), ``repeats`` times per side, ours and TRL alternating."""
     results = []
     for task in tasks:
         for precision in precisions:
-            spec = {"task": task, "precision": precision, "model_dir": model["dir"],
-                    "data_path": data[task], "batch_size": batch, "steps": steps,
-                    "gradient_checkpointing": runner.gradient_checkpointing, **OPTIMISER}
-            for repeat in range(repeats):
-                for side in SIDES:
-                    name = f"{task}-{precision}-{side}-{repeat}"
-                    print(f"  running {name} ...", file=sys.stderr, flush=True)
-                    result = run_side(runner, side, spec, work / name)
-                    results.append(dict(result, task=task, precision=precision,
-                                        side=side, repeat=repeat))
+            for mode in modes:
+                spec = {"task": task, "precision": precision, "model_dir": model["dir"],
+                        "data_path": data[task], "batch_size": batch, "steps": steps,
+                        "gradient_checkpointing": runner.gradient_checkpointing, **OPTIMISER,
+                        **MEMORY_MODES[mode]}
+                for repeat in range(repeats):
+                    for side in SIDES:
+                        name = f"{task}-{precision}-{mode}-{side}-{repeat}"
+                        print(f"  running {name} ...", file=sys.stderr, flush=True)
+                        result = run_side(runner, side, spec, work / name)
+                        results.append(dict(result, task=task, precision=precision, mode=mode,
+                                            side=side, repeat=repeat))
     return results
 
 
@@ -263,18 +273,18 @@ def above_baseline(result: dict, key: str) -> float | None:
 
 
 def memory_table(results: list[dict]) -> str:
-    """Peak RSS above the after-imports baseline, per precision, medians over repeats."""
-    lines = ["| precision | ours MiB (training) | ours MiB (incl. saving) | TRL MiB | "
+    """Peak RSS above the after-imports baseline, per precision and mode, medians over repeats."""
+    lines = ["| precision | mode | ours MiB (training) | ours MiB (incl. saving) | TRL MiB | "
              "ratio ours/TRL | ours baseline MiB | TRL baseline MiB | load |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for precision in dict.fromkeys(r["precision"] for r in results):
-        group = [r for r in results if r["precision"] == precision]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for precision, mode in dict.fromkeys((r["precision"], r["mode"]) for r in results):
+        group = [r for r in results if (r["precision"], r["mode"]) == (precision, mode)]
         ours = [r for r in group if r["side"] == "alignkit"]
         trl = [r for r in group if r["side"] == "trl"]
         ours_mib = median_of(ours, lambda r: above_baseline(r, "peak_rss_training_mib"))
         trl_mib = median_of(trl, lambda r: above_baseline(r, "peak_rss_training_mib"))
         lines.append("| " + " | ".join([
-            precision, fmt(ours_mib, "{:.0f}"),
+            precision, mode, fmt(ours_mib, "{:.0f}"),
             fmt(median_of(ours, lambda r: above_baseline(r, "peak_rss_process_mib")), "{:.0f}"),
             fmt(trl_mib, "{:.0f}"), fmt(ratio(ours_mib, trl_mib), "{:.2f}"),
             fmt(median_of(ours, lambda r: r["rss_after_imports_mib"]), "{:.0f}"),
@@ -308,6 +318,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--memory-steps", type=int, default=2, help="Steps of each memory run.")
     add("--memory-repeats", type=int, default=1, help="Memory runs per side.")
     add("--memory-precisions", default="fp32", help="Precisions of the memory runs.")
+    add("--memory-modes", default="default,lean", help=(
+        "Comma-separated settings of the memory runs: default (the speed runs' settings), "
+        "lean (gradient checkpointing and no clipping on both sides, and "
+        "optim.update_in_backward on ours)."))
+    add("--speed", action=argparse.BooleanOptionalAction, default=True,
+        help="Run the speed comparison on the ~3M-parameter model (--no-speed: memory only).")
     add("--peak-gflops", type=float, default=300.0,
         help="The CPU's matmul peak for the FLOP floor, in GFLOP/s.")
     add("--trl-python", default=str(DEFAULT_TRL_PYTHON), help="Python of the TRL environment.")
@@ -331,12 +347,14 @@ def run_all(args: argparse.Namespace, work: Path) -> dict:
     data = build_data(work / "data", tokenizer_dir, rows=args.batch * args.steps,
                       seq_tokens=args.seq_tokens)
     small = build_model(work / "model_small", tokenizer_dir, SMALL_LLAMA)
-    speed = run_matrix(runner, work / "speed", small, data, tasks=args.tasks.split(","),
-                       precisions=args.precisions.split(","), repeats=args.repeats,
-                       batch=args.batch, steps=args.steps)
-    print(f"\nSpeed ({began}): {describe(small)}; batch {args.batch}, {args.steps} steps "
-          f"({args.warmup} warm-up), medians of {args.repeats} runs per side\n")
-    print(speed_table(speed, small, args.warmup, args.peak_gflops), flush=True)
+    speed: list[dict] = []
+    if args.speed:
+        speed = run_matrix(runner, work / "speed", small, data, tasks=args.tasks.split(","),
+                           precisions=args.precisions.split(","), repeats=args.repeats,
+                           batch=args.batch, steps=args.steps)
+        print(f"\nSpeed ({began}): {describe(small)}; batch {args.batch}, {args.steps} steps "
+              f"({args.warmup} warm-up), medians of {args.repeats} runs per side\n")
+        print(speed_table(speed, small, args.warmup, args.peak_gflops), flush=True)
     memory: list[dict] = []
     if args.memory:
         large = build_model(work / "model_large", tokenizer_dir, LARGE_LLAMA)
@@ -346,7 +364,8 @@ def run_all(args: argparse.Namespace, work: Path) -> dict:
         memory = run_matrix(runner, work / "memory", large, memory_data, tasks=["dpo"],
                             precisions=args.memory_precisions.split(","),
                             repeats=args.memory_repeats, batch=args.memory_batch,
-                            steps=args.memory_steps)
+                            steps=args.memory_steps,
+                            modes=tuple(args.memory_modes.split(",")))
         print(f"\nDPO peak RSS above the after-imports baseline: {describe(large)}; batch "
               f"{args.memory_batch}, {args.memory_steps} steps, medians of "
               f"{args.memory_repeats} run(s) per side\n")
@@ -359,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.warmup < 1 or args.steps <= args.warmup:
         sys.exit("--steps must exceed --warmup, and --warmup must be at least 1")
+    unknown = set(args.memory_modes.split(",")) - set(MEMORY_MODES)
+    if unknown:
+        sys.exit(f"--memory-modes: unknown {', '.join(sorted(unknown))}; "
+                 f"choose from {', '.join(MEMORY_MODES)}")
     if not Path(args.trl_python).is_file():
         sys.exit(f"no TRL environment at {args.trl_python}: run bash benchmarks/setup_trl.sh")
     with tempfile.TemporaryDirectory(prefix="trainer_speed_") as scratch:

@@ -41,7 +41,8 @@ import datasets  # noqa: E402  (timed: the imports are part of the start-up cost
 import torch  # noqa: E402
 import transformers  # noqa: E402
 import trl  # noqa: E402
-from transformers import AutoTokenizer, TrainerCallback  # noqa: E402
+from transformers import AutoTokenizer, LlamaForCausalLM, TrainerCallback  # noqa: E402, F401
+from trl import DPOTrainer, SFTTrainer  # noqa: E402, F401  (loaded before the baseline)
 
 
 def rss_mib() -> float:
@@ -80,7 +81,7 @@ def trainer_args(spec: dict, out_dir: Path) -> dict:
         "lr_scheduler_type": "linear",
         "warmup_steps": 0,
         "weight_decay": 0.0,
-        "max_grad_norm": 1.0,
+        "max_grad_norm": spec["max_grad_norm"],
         # On by default in TRL 1.16; the harness sets it the same on both sides.
         "gradient_checkpointing": spec["gradient_checkpointing"],
         "bf16": spec["precision"] == "bf16",

@@ -222,6 +222,8 @@ def _problems(schema: type[BaseModel], error: dict[str, Any], origins: dict[str,
                 f"{_origin(outer.key, origins)}: expected {label}"]
     if kind == "missing":
         return _missing(where.key, where.field, where.shape)
+    if not loc:  # a check across sections: its message names the keys
+        return [_reason(schema, error, where)]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return [_tag_problem(error, where, origins)]
     return [f"{where.key} = {format_value(error.get('input'))}{_origin(where.key, origins)}: "

@@ -62,6 +62,10 @@ def _memory_changes(s: PlanSettings) -> Iterator[Change]:
     if s.optimizer == "adamw" and not s.lora:
         yield Change("8-bit AdamW", "small numerical change; needs bitsandbytes", NUMERICS,
                      s.but(optimizer="adamw8bit"))
+    if not (s.update_in_backward or s.lora or s.spec.online or s.grad_accum > 1 or s.gpus > 1):
+        yield Change("optim.update_in_backward (with optim.max_grad_norm 0)",
+                     "the same updates without gradient clipping; no gradients held",
+                     NUMERICS, s.but(update_in_backward=True))
 
 
 def _training_changes(s: PlanSettings) -> Iterator[Change]:

@@ -108,6 +108,9 @@ def _list(catalogue) -> None:
               "copy of the model (value.model).")
 @click.option("--optimizer", type=click.Choice(["adamw", "adamw8bit"]), default="adamw",
               show_default=True)
+@click.option("--update-in-backward", is_flag=True, help="Apply each gradient as backward "
+              "completes it and free it (optim.update_in_backward; offline methods, one "
+              "process, no accumulation).")
 @click.option("--attention", type=click.Choice(["sdpa", "eager"]), default="sdpa",
               show_default=True)
 @click.option("--vocab-size", type=click.IntRange(min=1), help="Override the vocabulary size.")
@@ -125,9 +128,9 @@ def _list(catalogue) -> None:
 @click.option("--list", "list_catalogue", is_flag=True, help="List presets and devices.")
 def plan(model, method, reference, gpu, memory, tflops, gpus, zero, dtype, precision, lora_rank,
          lora_targets, quantization, batch_size, grad_accum, seq_len, prompt_len, completion_len,
-         samples, gradient_checkpointing, lean_activations, critic, optimizer, attention,
-         vocab_size, reward_model, efficiency, compare, as_json, catalogues,
-         list_catalogue) -> None:
+         samples, gradient_checkpointing, lean_activations, critic, optimizer,
+         update_in_backward, attention, vocab_size, reward_model, efficiency, compare, as_json,
+         catalogues, list_catalogue) -> None:
     """Predict the peak memory of training MODEL with a method, and the time of a step.
 
     MODEL is a local model directory, a config.json, or a preset (see --list). The
@@ -166,7 +169,8 @@ def plan(model, method, reference, gpu, memory, tflops, gpus, zero, dtype, preci
         grad_accum=grad_accum, seq_len=seq_len, prompt_len=prompt_len,
         completion_len=completion_len, samples=samples,
         gradient_checkpointing=gradient_checkpointing, lean_activations=lean_activations,
-        optimizer=optimizer, zero=zero, gpus=gpus, attention=attention,
+        optimizer=optimizer, update_in_backward=update_in_backward, zero=zero, gpus=gpus,
+        attention=attention,
         reward_model=reward_model != "none", separate_critic=critic == "separate")
     device = _device(catalogue, gpu, memory, tflops)
     shape = resolve_model(model, catalogue, "reward" if method == "rm" else "causal_lm",

@@ -117,7 +117,8 @@ def _lora(peft) -> tuple[int, str | tuple[str, ...]]:
 def _offline_fields(cfg, command: str) -> dict:
     """Method, reference, micro-batch and row length of ``sft``, ``rm`` and ``dpo``."""
     fields = {"method": command, "batch_size": cfg.train.batch_size,
-              "grad_accum": cfg.train.grad_accum, "seq_len": cfg.data.max_length}
+              "grad_accum": cfg.train.grad_accum, "seq_len": cfg.data.max_length,
+              "update_in_backward": cfg.optim.update_in_backward}
     if command == "dpo":
         from alignkit.train.dpo_config import reference_mode
 

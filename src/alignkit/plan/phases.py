@@ -115,11 +115,15 @@ def offline_phases(shape: ModelShape, s: PlanSettings) -> dict[str, Phase]:
                                         workspace=ref_work)
     head_trains = not s.lora or shape.head == "reward"
     head_grad = shape.head_params * policy.param_bytes if head_trains and s.grad_accum == 1 else 0
+    adam_work = ADAM_TEMPORARIES * policy.largest * policy.param_bytes
+    if s.update_in_backward:  # one gradient at a time, applied (with its temporaries) and freed
+        head_grad = policy.largest * policy.param_bytes
     phases["backward"] = largest(
         dict(live, logits=logits.saved + logits.grad, workspace=logits.chunks),
-        dict(live, logits=logits.grad + logits.cast, gradients=live["gradients"] + head_grad))
-    phases["optimizer step"] = dict(base, gradients=grads, workspace=ADAM_TEMPORARIES
-                                    * policy.largest * policy.param_bytes)
+        dict(live, logits=logits.grad + logits.cast, gradients=live["gradients"] + head_grad,
+             workspace=adam_work if s.update_in_backward else 0))
+    if not s.update_in_backward:
+        phases["optimizer step"] = dict(base, gradients=grads, workspace=adam_work)
     if mode == "precomputed":  # both sequences of each example, before training starts
         ref_logits, ref_work = nograd_pass(shape, s, 2 * s.batch_size, s.row_len, prepared=False)
         phases["precompute"] = {"weights": base["weights"], "reference": ref_logits,

@@ -89,6 +89,9 @@ class PlanSettings:
         lean_activations: the trainers' lean RMSNorm and SwiGLU (``model.lean_activations``),
             for the architectures they apply to.
         optimizer: ``adamw`` or ``adamw8bit``.
+        update_in_backward: offline methods, one process, no accumulation: each
+            gradient is applied and freed as soon as backward completes it
+            (``optim.update_in_backward``).
         zero: ZeRO stage 0-3 (sharding over ``gpus``).
         gpus: data-parallel processes.
         attention: ``sdpa`` or ``eager``.
@@ -117,6 +120,7 @@ class PlanSettings:
     gradient_checkpointing: bool = False
     lean_activations: bool = True
     optimizer: str = "adamw"
+    update_in_backward: bool = False
     zero: int = 0
     gpus: int = 1
     attention: str = "sdpa"
@@ -190,7 +194,8 @@ def check_settings(settings: PlanSettings) -> PlanSettings:
     Raises:
         ConfigError: an unknown value, or a contradiction (a reference for a
             reference-free method, ``precomputed`` online, an adapter reference
-            without LoRA, a quantised base without LoRA, ZeRO on one GPU).
+            without LoRA, a quantised base without LoRA, ZeRO on one GPU, updates in
+            backward online, with accumulation or over several GPUs).
     """
     s = settings
     choices = {"method": METHODS, "reference": REFERENCE_MODES, "dtype": tuple(DTYPE_BYTES),
@@ -216,4 +221,7 @@ def check_settings(settings: PlanSettings) -> PlanSettings:
         raise ConfigError(f"a {s.quantization} base cannot be trained directly: it needs LoRA")
     if s.zero and s.gpus < 2:
         raise ConfigError(f"ZeRO stage {s.zero} shards over GPUs: give gpus >= 2")
+    if s.update_in_backward and (s.spec.online or s.grad_accum > 1 or s.gpus > 1):
+        raise ConfigError("update_in_backward is for offline methods in one process without "
+                          "gradient accumulation")
     return s

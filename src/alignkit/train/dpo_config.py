@@ -17,7 +17,8 @@ from alignkit.errors import ConfigError
 from alignkit.train.settings import (
     DataSettings,
     ModelSettings,
-    OptimSettings,
+    OfflineConfig,
+    OfflineOptimSettings,
     PeftSettings,
     TrainSettings,
 )
@@ -158,7 +159,7 @@ class AlarmSettings(Section):
         "reference) must be before that alarm fires, so that drift within noise does not."))
 
 
-class DPOConfig(Section):
+class DPOConfig(OfflineConfig):
     """Configuration of ``alignkit dpo``: the offline preference family."""
 
     output_dir: str = Field("runs/dpo", description="Run directory to create.")
@@ -175,8 +176,9 @@ class DPOConfig(Section):
         "The reference policy."))
     alarms: AlarmSettings = Field(default_factory=AlarmSettings, description=(
         "Alarms on the implicit reward metrics."))
-    optim: OptimSettings = Field(default_factory=lambda: OptimSettings(lr=5e-7), description=(
-        "AdamW and its learning-rate schedule (DPO wants a small learning rate)."))
+    optim: OfflineOptimSettings = Field(
+        default_factory=lambda: OfflineOptimSettings(lr=5e-7),
+        description="AdamW and its learning-rate schedule (DPO wants a small learning rate).")
     train: TrainSettings = Field(default_factory=TrainSettings, description=(
         "Batching (a pair, a ranked set or an unpaired row counts as one example), "
         "precision, logging, evaluation and checkpoints."))

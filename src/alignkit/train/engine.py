@@ -27,8 +27,9 @@ from collections.abc import Iterator
 
 import torch
 
-from alignkit.errors import AlignkitError
+from alignkit.errors import AlignkitError, ConfigError
 from alignkit.rundir import RunDir
+from alignkit.train.backward_update import UpdateInBackward
 from alignkit.train.checkpoint import (
     TrainState,
     clean_partial_checkpoints,
@@ -37,7 +38,7 @@ from alignkit.train.checkpoint import (
     save_checkpoint,
 )
 from alignkit.train.memory import peak_memory_mb
-from alignkit.train.optim import build_optimizer, build_scheduler
+from alignkit.train.optim import allocate_states, build_optimizer, build_scheduler
 from alignkit.train.order import StepPlan, plan_steps, steps_per_epoch
 from alignkit.train.progress import Progress
 from alignkit.train.trackers import TRACKER_DIR, check_trackers, scalars
@@ -66,6 +67,7 @@ class Engine:
         self._bad_steps = 0
         self._last_log = (time.perf_counter(), 0)
         self.progress: Progress | None = None
+        self.in_backward: UpdateInBackward | None = None
 
     # -- set-up -------------------------------------------------------------
     @property
@@ -91,7 +93,14 @@ class Engine:
                                          warmup_steps=o.warmup_steps,
                                          total_steps=self.total_steps)
         model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+        allocate_states(self.optimizer.optimizer)
         self.model = model
+        if getattr(o, "update_in_backward", False):
+            if self.accelerator.num_processes > 1:
+                raise ConfigError("optim.update_in_backward runs in a single process only: "
+                                  "each process would update before gradients are averaged")
+            self.in_backward = UpdateInBackward(self.optimizer.optimizer,
+                                                release_pages=self.device.type == "cpu")
         self._resume_if_any()
         self._start_trackers()
         return model
@@ -147,8 +156,12 @@ class Engine:
         """Backpropagate ``loss``, already normalised over the whole global batch.
 
         DDP averages gradients over processes; multiplying by the process count
-        undoes that, so the gradient is that of one big batch.
+        undoes that, so the gradient is that of one big batch. Under
+        ``optim.update_in_backward`` a non-finite loss is not backpropagated, so
+        that it updates nothing.
         """
+        if self.in_backward is not None and not torch.isfinite(loss.detach()):
+            return
         self.accelerator.backward(loss * self.accelerator.num_processes)
 
     def evaluation_due(self) -> bool:
@@ -176,6 +189,8 @@ class Engine:
             The gradient norm before clipping, or ``None`` when the update was
             skipped because the loss or the gradients were not finite.
         """
+        if self.in_backward is not None:
+            return self._finish_update_in_backward(loss)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         max_norm = self.optim.max_grad_norm or float("inf")
         grad_norm = float(self.accelerator.clip_grad_norm_(params, max_norm))
@@ -185,6 +200,15 @@ class Engine:
         self._bad_steps = 0
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def _finish_update_in_backward(self, loss: float) -> float | None:
+        """:meth:`update` when backward already applied the gradients (as far as finite)."""
+        grad_norm = self.in_backward.finish()
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self._skip_bad_step(loss, grad_norm)
+            return None
+        self._bad_steps = 0
         return grad_norm
 
     def finish_step(self, metrics: dict[str, float], *, tokens: int, loss: float,
@@ -208,8 +232,11 @@ class Engine:
     def _skip_bad_step(self, loss: float, grad_norm: float) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         self._bad_steps += 1
+        partly = " (tensors with finite gradients were already updated during backward)" \
+            if self.in_backward is not None and math.isfinite(loss) else ""
         self.event("nan", f"non-finite loss ({loss}) or gradient norm ({grad_norm}) at step "
-                   f"{self.state.step + 1}; step skipped", loss=loss, grad_norm=grad_norm)
+                   f"{self.state.step + 1}; step skipped{partly}", loss=loss,
+                   grad_norm=grad_norm)
         if self._bad_steps >= self.train.nan_abort_after:
             raise TrainingDiverged(
                 f"loss or gradients were NaN/Inf for {self._bad_steps} steps in a row; stopped. "

@@ -8,7 +8,8 @@ from alignkit.config import Section
 from alignkit.train.settings import (
     DataSettings,
     ModelSettings,
-    OptimSettings,
+    OfflineConfig,
+    OfflineOptimSettings,
     PeftSettings,
     TrainSettings,
 )
@@ -25,7 +26,7 @@ class RewardLossSettings(Section):
         "Around 0.01 is common."))
 
 
-class RMConfig(Section):
+class RMConfig(OfflineConfig):
     """Configuration of ``alignkit rm``: a scalar reward model trained on preference pairs."""
 
     output_dir: str = Field("runs/rm", description="Run directory to create.")
@@ -35,8 +36,9 @@ class RMConfig(Section):
     data: DataSettings
     loss: RewardLossSettings = Field(default_factory=RewardLossSettings, description=(
         "The pairwise loss."))
-    optim: OptimSettings = Field(default_factory=lambda: OptimSettings(lr=1e-5), description=(
-        "AdamW and its learning-rate schedule."))
+    optim: OfflineOptimSettings = Field(
+        default_factory=lambda: OfflineOptimSettings(lr=1e-5),
+        description="AdamW and its learning-rate schedule.")
     train: TrainSettings = Field(default_factory=TrainSettings, description=(
         "Batching (a pair counts as one example), precision, logging, evaluation and "
         "checkpoints."))

@@ -99,6 +99,16 @@ class OptimSettings(Section):
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 disables.")
 
 
+class OfflineOptimSettings(OptimSettings):
+    """The ``optim`` section of ``sft``, ``rm`` and ``dpo``."""
+
+    update_in_backward: bool = Field(False, description=(
+        "Apply AdamW to each weight tensor as soon as backward completes its gradient, then "
+        "free that gradient, so the gradients of the whole model never exist at once: saves "
+        "about the trained weights' size in memory, with the same updates. Needs "
+        "train.grad_accum 1, optim.max_grad_norm 0 and a single process."))
+
+
 class TrainSettings(Section):
     """Batching, length, precision and bookkeeping of a run."""
 
@@ -120,3 +130,23 @@ class TrainSettings(Section):
         "Stop after this many consecutive steps with a NaN/Inf loss or gradient."))
     plan: bool = Field(True, description=PLAN_HELP)
     trackers: list[Tracker] = Field(default_factory=list, description=TRACKERS_HELP)
+
+
+class OfflineConfig(Section):
+    """Base of the ``sft``, ``rm`` and ``dpo`` configs: checks across ``optim`` and ``train``."""
+
+    @model_validator(mode="after")
+    def _update_in_backward_fits(self):
+        optim, train = self.optim, self.train
+        if not optim.update_in_backward:
+            return self
+        if train.grad_accum > 1:
+            raise ValueError(
+                f"optim.update_in_backward needs train.grad_accum 1 (it is {train.grad_accum}): "
+                "each gradient is applied as soon as one micro-batch's backward completes it")
+        if optim.max_grad_norm:
+            raise ValueError(
+                f"optim.update_in_backward needs optim.max_grad_norm 0 (it is "
+                f"{optim.max_grad_norm}): clipping scales by the norm of every gradient, and "
+                "the first are applied before the last exist")
+        return self

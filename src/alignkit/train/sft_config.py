@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from alignkit.config import Section
 from alignkit.train.settings import (
     DataSettings,
     ModelSettings,
-    OptimSettings,
+    OfflineConfig,
+    OfflineOptimSettings,
     PeftSettings,
     TrainSettings,
 )
@@ -21,12 +21,12 @@ class SFTData(DataSettings):
         "Pack several short examples into each row of max_length tokens (fewer pad tokens)."))
 
 
-class SFTConfig(Section):
+class SFTConfig(OfflineConfig):
     """Configuration of ``alignkit sft``."""
 
     output_dir: str = Field("runs/sft", description="Run directory to create.")
     model: ModelSettings
     peft: PeftSettings = Field(default_factory=PeftSettings)
     data: SFTData
-    optim: OptimSettings = Field(default_factory=lambda: OptimSettings(lr=2e-5))
+    optim: OfflineOptimSettings = Field(default_factory=lambda: OfflineOptimSettings(lr=2e-5))
     train: TrainSettings = Field(default_factory=TrainSettings)

@@ -78,3 +78,17 @@ def test_candidates_follow_the_settings():
     assert "a reference-free loss (SimPO)" in names
     sft = [c.change for c in candidate_changes(PlanSettings("sft", batch_size=1, seq_len=64))]
     assert not any("micro-batch" in n or "sequences of" in n for n in sft)
+
+
+def test_updates_in_backward_are_offered_only_where_they_work():
+    """Full fine-tuning offline, one process, no accumulation; not to LoRA, GRPO or a run
+    that accumulates or already updates in backward."""
+    def offered(settings):
+        return any(c.change.startswith("optim.update_in_backward")
+                   for c in candidate_changes(settings))
+
+    assert offered(PlanSettings("dpo"))
+    assert not offered(PlanSettings("dpo", lora_rank=8))
+    assert not offered(PlanSettings("grpo"))
+    assert not offered(PlanSettings("sft", grad_accum=2))
+    assert not offered(PlanSettings("sft", update_in_backward=True))

@@ -166,3 +166,14 @@ def test_cpu_device_is_the_available_memory_shared_by_processes(tmp_path, monkey
     monkeypatch.setenv(MEMORY_ENV, "lots")
     with pytest.raises(ConfigError, match="ALIGNKIT_PLAN_MEMORY_GIB='lots' must be a positive"):
         training_device()
+
+
+def test_update_in_backward_reaches_the_plan(tmp_path):
+    cfg = SFTConfig.model_validate({
+        "model": _random_model(tmp_path), "data": {"train": "sft.jsonl", "max_length": 48},
+        "optim": {"update_in_backward": True, "max_grad_norm": 0}})
+    inputs = plan_inputs(cfg, "sft", vocab_size=100, processes=1)
+    assert inputs.settings.update_in_backward is True
+    from alignkit.plan.phases import plan_memory
+
+    assert "optimizer step" not in plan_memory(inputs.model, inputs.settings).phases

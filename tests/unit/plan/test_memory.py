@@ -197,3 +197,28 @@ def test_separate_ppo_critic(shape):
                     "old log-probs": 1_109_760 - 36_864,
                     "forward": 1_109_760 + 417_600, "backward": 1_109_760 + 417_600,
                     "optimizer step": 1_109_760 + 369_920}
+
+
+def test_updates_in_backward_hold_one_gradient_and_no_optimizer_step(shape):
+    """The sft case above with optim.update_in_backward: no optimizer-step phase; the backward
+    phase's second moment holds, beside the activations and the logits' gradient, one gradient
+    of the largest tensor (the MLP weight, 4 x 10,240 = 40,960) and its two AdamW temporaries
+    (81,920): 12P + 675,584 + 24,576 + 40,960 + 81,920 = 2,006,528, which now tops the first
+    moment's 1,932,032 (on this tiny model the gradients weigh little against the rest)."""
+    memory = plan_memory(shape, PlanSettings("sft", dtype="fp32", precision="fp32",
+                                             batch_size=2, seq_len=32, padded=False,
+                                             lean_activations=False, update_in_backward=True))
+    assert "optimizer step" not in memory.phases
+    assert memory.phases["backward"] == 2_006_528
+    assert memory.components["gradients"] == 40_960
+
+
+@pytest.mark.parametrize(("change", "method"), [({"grad_accum": 2}, "sft"),
+                                                ({"gpus": 2}, "dpo"), ({}, "grpo")])
+def test_updates_in_backward_only_offline_in_one_process_without_accumulation(change, method):
+    from alignkit.errors import ConfigError
+    from alignkit.plan.settings import check_settings
+
+    check_settings(PlanSettings("dpo", update_in_backward=True))
+    with pytest.raises(ConfigError, match="update_in_backward is for offline methods"):
+        check_settings(PlanSettings(method, update_in_backward=True, **change))

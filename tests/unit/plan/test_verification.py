@@ -38,6 +38,7 @@ def test_sft_peak_is_predicted_within_bound():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["rm-7m-lora", "dpo-7m-copy", "dpo-7m-lora-adapter",
-                                  "simpo-7m", "grpo-7m", "ppo-7m-lora"])
+                                  "simpo-7m", "grpo-7m", "ppo-7m-lora",
+                                  "dpo-30m-ckpt-in-backward"])
 def test_other_methods_are_predicted_within_bound(name):
     _check(name)
