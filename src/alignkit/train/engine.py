@@ -281,9 +281,11 @@ class Engine:
         self.accelerator.wait_for_everyone()
 
     def close(self) -> None:
-        """Stop the progress bar and close the trackers' files."""
+        """Stop the progress bar, take off update-in-backward hooks, close the trackers' files."""
         if self.progress is not None:
             self.progress.close()
+        if self.in_backward is not None:
+            self.in_backward.remove()
         # Not accelerator.end_training(): it also ends the process group, which saving
         # final/ still waits on.
         for tracker in self.accelerator.trackers:

@@ -13,6 +13,9 @@ An iteration reads top to bottom:
 5. updates: the clipped surrogate (with one epoch and one minibatch, plain
    policy gradient), plus ``β·KL_t`` per token when the KL is in the loss
    (GRPO's way), averaged as ``group.aggregate`` says.
+
+Every forward pass computes the prompt its ``k`` samples share once
+(:mod:`alignkit.train.prompt_sharing`).
 """
 
 from __future__ import annotations
@@ -44,12 +47,16 @@ class GroupLoss:
         temperature: the sampling temperature (logits are divided by it).
         kl_coef: ``β`` of a KL term in the loss (0 for none).
         kl_estimator: the per-token KL estimator of that term.
+        share_prompts: compute each distinct prompt of a pass once (as the
+            loop's no-grad passes do).
     """
 
     def __init__(self, *, clip_eps: float, aggregate: str, temperature: float,
-                 kl_coef: float = 0.0, kl_estimator: str = "k3") -> None:
+                 kl_coef: float = 0.0, kl_estimator: str = "k3",
+                 share_prompts: bool = True) -> None:
         self.clip_eps, self.aggregate, self.temperature = clip_eps, aggregate, temperature
         self.kl_coef, self.kl_estimator = kl_coef, kl_estimator
+        self.share_prompts = share_prompts
 
     def normaliser(self, experience: Experience) -> float:
         """What the summed loss of a minibatch is divided by: its tokens or its responses."""
@@ -60,7 +67,8 @@ class GroupLoss:
     def __call__(self, model, part: Experience, total: float) -> tuple[torch.Tensor, Stats]:
         mask = part.response_mask
         logits, _ = response_logits(model, part.input_ids, part.attention_mask,
-                                    part.response_width, temperature=self.temperature)
+                                    part.response_width, temperature=self.temperature,
+                                    share_prompts=self.share_prompts)
         logps = response_logps(logits, part.input_ids, mask)               # (n, R)
         old = part.old_logps if part.old_logps is not None else logps.detach()
         per_token, metrics = ppo_policy_loss(logps, old, part.advantages, mask, self.clip_eps)
@@ -107,7 +115,7 @@ def no_grad_logps(model, experience: Experience, temperature: float, rows_per_pa
         mask = experience.attention_mask[start:start + rows_per_pass]
         response_mask = experience.response_mask[start:start + rows_per_pass]
         logits, _ = response_logits(model, ids, mask, experience.response_width,
-                                    temperature=temperature)
+                                    temperature=temperature, share_prompts=True)
         parts.append(response_logps(logits, ids, response_mask))
     return torch.cat(parts)
 
@@ -128,7 +136,7 @@ def build_experience(online: OnlineRun, policy, batch: RolloutBatch,
         with online.engine.accelerator.autocast():
             ref = reference.logps(policy, experience.input_ids, experience.attention_mask,
                                   experience.response_mask, temperature=cfg.rollout.temperature,
-                                  rows_per_pass=rows_per_pass)
+                                  rows_per_pass=rows_per_pass, share_prompts=True)
         kl = token_kl(old, ref, rollout.response_mask, cfg.kl.estimator).sum(dim=1)   # (N,)
         kl_k1 = token_kl(old, ref, rollout.response_mask, "k1").sum(dim=1)
         metrics.update(kl=online.global_mean(kl), kl_k1=online.global_mean(kl_k1),

@@ -4,6 +4,8 @@ Rows are ``cat(prompt, response)`` with the prompt left-padded and the
 response right-padded (width ``R``), so the last ``R + 1`` positions hold the
 last prompt token and the response: logits there score the response tokens,
 and only those logits are computed (``logits_to_keep``) where the model allows.
+Rows that share a prompt (a group's ``k`` samples) can compute it once
+(``share_prompts``, :mod:`alignkit.train.prompt_sharing`).
 Logits are divided by the sampling temperature, so the policy trained is the
 one that sampled.
 """
@@ -20,6 +22,7 @@ from alignkit.models.lora import adapters_disabled, is_peft_model
 from alignkit.models.reward import position_ids_from_mask
 from alignkit.rollout import dropout_off
 from alignkit.rollout.generation import accepts_logits_to_keep
+from alignkit.train.prompt_sharing import shared_prompt_logits
 
 ENTROPY_CHUNK_ELEMENTS = 1 << 22
 """Logits per chunk when computing entropies (16 MiB in float32)."""
@@ -44,8 +47,8 @@ def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    response_width: int, *, temperature: float = 1.0, hidden: bool = False
-                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                    response_width: int, *, temperature: float = 1.0, hidden: bool = False,
+                    share_prompts: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Temperature-scaled logits of the last ``R + 1`` positions, and optionally hidden states.
 
     Args:
@@ -54,6 +57,9 @@ def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
         response_width: ``R``.
         temperature: the sampling temperature ``T`` (logits are divided by it).
         hidden: also return the final hidden states.
+        share_prompts: compute each distinct prompt once
+            (:func:`~alignkit.train.prompt_sharing.shared_prompt_logits`); every
+            pass whose results are compared with another's must agree on it.
 
     Returns:
         ``(logits, hidden)``: (N, R + 1, V), position ``j`` predicting token
@@ -62,14 +68,19 @@ def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
         head reads), or ``None``.
     """
     keep = response_width + 1
-    options = {"logits_to_keep": keep} if accepts_logits_to_keep(model) else {}
-    out = model(input_ids=input_ids, attention_mask=attention_mask,
-                position_ids=position_ids_from_mask(attention_mask), use_cache=False,
-                output_hidden_states=hidden, **options)
-    logits = out.logits[:, -keep:]
+    logits = None
+    if share_prompts and not hidden:
+        logits = shared_prompt_logits(model, input_ids, attention_mask, response_width)
+    states = None
+    if logits is None:
+        options = {"logits_to_keep": keep} if accepts_logits_to_keep(model) else {}
+        out = model(input_ids=input_ids, attention_mask=attention_mask,
+                    position_ids=position_ids_from_mask(attention_mask), use_cache=False,
+                    output_hidden_states=hidden, **options)
+        logits = out.logits[:, -keep:]
+        states = out.hidden_states[-1][:, -keep:-1] if hidden else None
     if temperature != 1.0:
         logits = logits / temperature
-    states = out.hidden_states[-1][:, -keep:-1] if hidden else None
     return logits, states
 
 
@@ -137,7 +148,7 @@ class Reference:
     @torch.no_grad()
     def logps(self, policy, input_ids: torch.Tensor, attention_mask: torch.Tensor,
               response_mask: torch.Tensor, *, temperature: float = 1.0,
-              rows_per_pass: int | None = None) -> torch.Tensor:
+              rows_per_pass: int | None = None, share_prompts: bool = False) -> torch.Tensor:
         """(N, R) reference log-probs of the response tokens.
 
         Args:
@@ -145,6 +156,7 @@ class Reference:
             input_ids, attention_mask: (N, P + R). response_mask: (N, R).
             temperature: the sampling temperature.
             rows_per_pass: rows per forward pass (all at once by default).
+            share_prompts: as :func:`response_logits` takes it.
         """
         model = self.copy if self.copy is not None else policy
         off = adapters_disabled(policy) if self.copy is None else contextlib.nullcontext()
@@ -154,7 +166,8 @@ class Reference:
             for start in range(0, input_ids.shape[0], step):
                 rows = slice(start, start + step)
                 logits, _ = response_logits(model, input_ids[rows], attention_mask[rows],
-                                            response_mask.shape[1], temperature=temperature)
+                                            response_mask.shape[1], temperature=temperature,
+                                            share_prompts=share_prompts)
                 parts.append(response_logps(logits, input_ids[rows], response_mask[rows]))
         return torch.cat(parts)
 

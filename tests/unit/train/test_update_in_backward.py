@@ -107,6 +107,10 @@ def test_a_tensor_used_twice_is_updated_once_with_its_whole_gradient():
     for a, b in zip(normal.parameters(), released.parameters(), strict=True):
         assert torch.equal(a, b)
     assert updates.optimizer.state[released.weight]["step"] == 1
+    updates.remove()  # as the engine does when training ends: backward keeps its gradients
+    released(x).backward()
+    assert all(p.grad is not None for p in released.parameters())
+    assert updates.optimizer.state[released.weight]["step"] == 1
 
 
 def test_a_non_finite_gradient_leaves_its_tensor_alone_and_shows_in_the_norm():
