@@ -13,7 +13,8 @@ On CPU, glibc's malloc keeps freed blocks mapped, and the holes that a step's
 short-lived tensors leave between longer-lived ones stay resident; after each
 update the hook hands free pages back to the system (``malloc_trim``), so the
 resident size follows what is live. That costs page faults when the memory
-is touched again: on a 100M-parameter model a few percent of a step.
+is touched again: about a tenth of a step's time on a 100M-parameter model
+(one traced run each way).
 """
 
 from __future__ import annotations
@@ -56,10 +57,6 @@ class UpdateInBackward:
         if not squares:
             return 0.0
         return math.sqrt(float(torch.stack(squares).sum()))
-
-    def discard(self) -> None:
-        """Forget what the current step gathered (its backward did not run)."""
-        self._squares = []
 
     def remove(self) -> None:
         """Take the hooks off the parameters."""

@@ -28,12 +28,17 @@ def allocate_states(optimizer: torch.optim.Optimizer) -> None:
     the first step, they interleave with that step's freed activations and
     leave holes that keep the process's resident memory high.
     """
+    # torch keeps ``step`` on the CPU in its default float precision unless the group is
+    # fused or capturable; those groups are left to create their own state.
+    step_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
     for group in optimizer.param_groups:
+        if group.get("fused") or group.get("capturable") or group.get("amsgrad"):
+            continue
         for param in group["params"]:
             state = optimizer.state[param]
             if state:
                 continue
-            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+            state["step"] = torch.tensor(0.0, dtype=step_dtype)
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 

@@ -1,6 +1,7 @@
 """optim.update_in_backward: the same updates as a normal step, with no gradient kept."""
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from safetensors.torch import load_file
 
 from alignkit.config import dump_config, load_config
 from alignkit.errors import ConfigError
-from alignkit.rundir import RunDir, read_metrics
+from alignkit.rundir import RunDir, read_events, read_metrics
 from alignkit.train.backward_update import UpdateInBackward
 from alignkit.train.dpo_config import DPOConfig
 from alignkit.train.group_config import GRPOConfig
@@ -69,6 +70,28 @@ def test_weights_equal_a_normal_run_bit_for_bit(tmp_path, toy_model, toy_data, t
         assert a["loss"] == b["loss"]
         assert a["grad_norm"] > 0
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)
+
+
+def test_a_resumed_run_ends_with_the_uninterrupted_weights(tmp_path, toy_model, toy_data):
+    """Five DPO steps with checkpoints at 2 and 4 (and 5); drop everything after step 2 as
+    a crash would, resume: the final weights equal the uninterrupted run's bit for bit
+    (AdamW's moments and step counts come back from the checkpoint into the same hooks)."""
+    data = toy_data.write_jsonl(tmp_path / "data.jsonl", toy_data.pairs(40))
+    cfg = _load(DPOConfig, tmp_path, _raw(tmp_path, toy_model, data, "run"),
+                "optim.update_in_backward=true", "train.save_every=2", "train.keep_last=3")
+    run = RunDir.create(cfg.output_dir, dump_config(cfg))
+    train_dpo(cfg, run)
+    uninterrupted = load_file(run.final / "model.safetensors")
+    for late in ("step-00000004", "step-00000005"):
+        shutil.rmtree(run.checkpoints / late)
+    shutil.rmtree(run.final)
+    resumed = RunDir.create(cfg.output_dir, dump_config(cfg), resume=True)
+    train_dpo(cfg, resumed)
+    weights = load_file(resumed.final / "model.safetensors")
+    resumes = [e["message"] for e in read_events(run.path) if e["kind"] == "resume"]
+    assert resumes == ["resumed from step-00000002 at step 2"]
+    assert weights.keys() == uninterrupted.keys()
+    assert all(torch.equal(weights[n], uninterrupted[n]) for n in weights)
 
 
 class _Shared(torch.nn.Module):
