@@ -16,6 +16,17 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 
+def window_cuts(config, length: int) -> bool:
+    """Whether the model's sliding window is shorter than ``length`` tokens.
+
+    Then transformers keeps only the window's last keys and values, and the
+    attention differs from full attention over the sequence.
+    """
+    window = getattr(config, "sliding_window", None)
+    return window is not None and getattr(config, "use_sliding_window", True) and \
+        window < length
+
+
 def with_room(cached: torch.Tensor, extra: int) -> torch.Tensor:
     """A (B, H, L + extra, D) buffer whose first L positions hold ``cached`` (B, H, L, D)."""
     batch, heads, length, dim = cached.shape

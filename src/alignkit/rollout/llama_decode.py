@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from alignkit.models.lean_ops import FAMILIES, LEAN_FORWARDS, rms_norm
 from alignkit.models.lora import base_of
-from alignkit.rollout.kv_cache import with_room
+from alignkit.rollout.kv_cache import window_cuts, with_room
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,7 @@ def _plain_modules(base) -> bool:
 
 
 def _supported_config(config, total_length: int) -> bool:
-    window = getattr(config, "sliding_window", None)
-    if window is not None and getattr(config, "use_sliding_window", True) and \
-            window < total_length:
+    if window_cuts(config, total_length):
         return False
     return (config.model_type in FAMILIES and getattr(config, "hidden_act", None) == "silu"
             and getattr(config, "pretraining_tp", 1) == 1)

@@ -19,6 +19,7 @@ import torch
 
 from alignkit.models.lora import base_of
 from alignkit.models.reward import position_ids_from_mask
+from alignkit.rollout.kv_cache import window_cuts
 
 
 def shared_prompt_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -74,9 +75,7 @@ def _servable(model, length: int) -> bool:
         if hasattr(type(base), "is_activation_checkpointing") else "is_gradient_checkpointing"
     if getattr(base, checkpointing, False):
         return False
-    config = getattr(base, "config", None)
-    window = getattr(config, "sliding_window", None)
-    if window is not None and getattr(config, "use_sliding_window", True) and window < length:
+    if window_cuts(getattr(base, "config", None), length):
         return False
     taken = inspect.signature(base.forward).parameters
     return "logits_to_keep" in taken and "past_key_values" in taken
