@@ -166,3 +166,29 @@ def test_online_rl_does_not_take_it(tmp_path):
     with pytest.raises(ConfigError, match=r"^invalid configuration:\n  - optim.update_in_backward "
                                           r"= true \(\S+:6\): unknown key;[^\n]*$"):
         _load(GRPOConfig, tmp_path, raw)
+
+
+def test_the_engine_skips_an_infinite_loss_without_touching_a_weight(tmp_path):
+    """A non-finite loss is not backpropagated (here +inf plus a finite part, whose gradients
+    would be finite and would be applied): no weight moves, the step is reported as skipped with
+    a 'nan' event; the next finite loss updates every tensor and reports its gradient norm."""
+    from alignkit.train.engine import Engine
+    from alignkit.train.settings import OfflineOptimSettings, TrainSettings
+
+    engine = Engine(TrainSettings(), OfflineOptimSettings(lr=0.1, max_grad_norm=0,
+                                                          update_in_backward=True),
+                    RunDir.create(tmp_path / "run", "a: 1\n"))
+    model = engine.prepare(_Shared(), 8)
+    start = [p.detach().clone() for p in model.parameters()]
+    x = torch.ones(2, 4)
+    engine.backward(model(x) + math.inf)
+    assert engine.update(math.inf) is None
+    assert all(torch.equal(p, s) for p, s in zip(model.parameters(), start, strict=True))
+    assert [e["kind"] for e in read_events(tmp_path / "run")] == ["nan"]
+    loss = model(x)
+    engine.backward(loss)
+    grad_norm = engine.update(float(loss))
+    assert grad_norm is not None and grad_norm > 0
+    assert all(not torch.equal(p, s) for p, s in zip(model.parameters(), start, strict=True))
+    assert all(p.grad is None for p in model.parameters())
+    engine.close()
