@@ -187,7 +187,7 @@ def test_the_engine_skips_an_infinite_loss_without_touching_a_weight(tmp_path):
     assert [e["kind"] for e in read_events(tmp_path / "run")] == ["nan"]
     loss = model(x)
     engine.backward(loss)
-    grad_norm = engine.update(float(loss))
+    grad_norm = engine.update(float(loss.detach()))
     assert grad_norm is not None and grad_norm > 0
     assert all(not torch.equal(p, s) for p, s in zip(model.parameters(), start, strict=True))
     assert all(p.grad is None for p in model.parameters())
