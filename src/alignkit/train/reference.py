@@ -148,12 +148,21 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
         digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
         if flat.numel() == 0 or not (flat.is_floating_point() or flat.dtype == torch.long):
             continue
-        picks = torch.linspace(0, flat.numel() - 1, min(flat.numel(), SAMPLED_VALUES),
-                               device=flat.device).long()
-        sample = flat[picks].double().cpu()
+        sample = flat[evenly_spaced(flat.numel(), SAMPLED_VALUES).to(flat.device)]
+        sample = sample.double().cpu()
         digest.update(sample.numpy().tobytes())
         digest.update(repr(_exact_sum(flat)).encode())
     return digest.hexdigest()
+
+
+def evenly_spaced(size: int, count: int) -> torch.Tensor:
+    """``min(size, count)`` indices from 0 to ``size - 1``, evenly spaced, rounded down.
+
+    Integer arithmetic: a float32 ``linspace`` over tens of millions of
+    positions rounds its last index up past the end on CUDA.
+    """
+    count = min(size, count)
+    return torch.arange(count, dtype=torch.long) * (size - 1) // max(count - 1, 1)
 
 
 def _exact_sum(flat: torch.Tensor, chunk: int = 1 << 22) -> float:

@@ -190,3 +190,18 @@ def test_the_cache_key_follows_model_data_and_settings(toy_model):
                         row.prompt_length)
     assert reference_key(model(0), {"train": [(row, changed)], "eval": []}, settings) != key
     assert reference_key(model(0), sequences, {"max_length": 64}) != key
+
+
+def test_the_fingerprint_samples_whole_positions_inside_the_tensor():
+    """Hand-computed spacing; at 40,960,000 positions (a 32,000 x 1,280 embedding) the last
+    index is the last position, where a float32 linspace on CUDA rounded past the end."""
+    from alignkit.train.reference import evenly_spaced
+
+    assert evenly_spaced(10, 4).tolist() == [0, 3, 6, 9]
+    assert evenly_spaced(3, 4096).tolist() == [0, 1, 2]
+    assert evenly_spaced(1, 4096).tolist() == [0]
+    big = evenly_spaced(40_960_000, 4096)
+    assert big[-1].item() == 40_959_999 and big[1].item() == 40_959_999 // 4095
+    assert bool((big[1:] > big[:-1]).all())
+    ahead = torch.linspace(0, 40_959_999, 4096).long()
+    assert ahead[-1].item() != 40_959_999  # why integer arithmetic: float32 cannot hold it
