@@ -165,6 +165,19 @@ def init_causal_lm_from_config(
 
 def _prepare(model, gradient_checkpointing: bool):
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
         model.config.use_cache = False
     return model
+
+
+def enable_checkpointing(model) -> None:
+    """Recompute each layer's activations in backward (non-reentrant checkpoints).
+
+    transformers renamed the method; the old name warns from 5.2x and goes in 6,
+    the new one is missing before it, and the project supports both.
+    """
+    options = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)

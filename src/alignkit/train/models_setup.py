@@ -8,7 +8,12 @@ import torch
 
 from alignkit.errors import AlignkitError
 from alignkit.models.lean_ops import make_lean
-from alignkit.models.load import init_causal_lm_from_config, load_causal_lm, load_tokenizer
+from alignkit.models.load import (
+    enable_checkpointing,
+    init_causal_lm_from_config,
+    load_causal_lm,
+    load_tokenizer,
+)
 from alignkit.models.lora import apply_lora, load_adapter, require_qlora_support
 from alignkit.models.reward import init_reward_model_from_config, load_reward_model
 
@@ -66,7 +71,7 @@ def build_reward_model(model_cfg, peft_cfg, tokenizer, *, seed: int):
                 trust_remote_code=model_cfg.trust_remote_code,
                 allow_pickle=model_cfg.allow_pickle, pad_token_id=tokenizer.pad_token_id)
     if model_cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     if model_cfg.lean_activations:
         make_lean(model)
     return _with_adapters(model, peft_cfg, task_type="SEQ_CLS", modules_to_save=["score"])

@@ -5,6 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config
 
 from alignkit.models.lean_ops import make_lean
+from alignkit.models.load import enable_checkpointing
 from alignkit.train.online_forward import response_logits
 from alignkit.train.prompt_sharing import shared_prompt_logits
 
@@ -74,7 +75,7 @@ def test_it_steps_aside_where_it_would_not_compute_the_same():
     distinct_ids, distinct_mask = _rows(k=1)
     assert shared_prompt_logits(_model(), distinct_ids, distinct_mask, RESPONSE) is None
     checkpointed = _model()
-    checkpointed.activation_checkpointing_enable()
+    enable_checkpointing(checkpointed)
     assert shared_prompt_logits(checkpointed, ids, mask, RESPONSE) is None
     short_window = _model(MistralConfig, sliding_window=8)
     assert shared_prompt_logits(short_window, ids, mask, RESPONSE) is None
