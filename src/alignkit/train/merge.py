@@ -2,7 +2,9 @@
 
 The base is rebuilt exactly as the run built it, from the run's own
 ``config.yaml`` (its ``model`` section and ``train.seed``), so runs that
-started from ``model.init_from_config`` merge too.
+started from ``model.init_from_config`` merge too. A QLoRA run's base is
+loaded unquantised (``model.dtype``), so the merged model is a plain full
+model rather than a 4-bit one.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def merge_run(run_path: str | Path, output: str | Path | None = None) -> Path:
         raise AlignkitError(f"'{run.final}' holds no adapter (adapter_config.json); only runs "
                             "trained with peft.enabled: true can be merged")
     raw = yaml.safe_load(run.config_file.read_text())
-    model_cfg = ModelSettings(**raw["model"])
+    # A QLoRA adapter folds into the base at its stored precision, not into 4-bit weights.
+    model_cfg = ModelSettings(**{**raw["model"], "load_in_4bit": False})
     seed = raw.get("train", {}).get("seed", 0)
     tokenizer = tokenizer_for(model_cfg)
     adapter = json.loads((run.final / "adapter_config.json").read_text())
