@@ -215,15 +215,18 @@ def head_copy_bytes(shape: ModelShape, num: Numerics) -> int:
 
 def activation_bytes(shape: ModelShape, num: Numerics, train: Trainable, *, rows: int,
                      seq_len: int, checkpointing: bool = False, padded: bool = True,
-                     eager: bool = False) -> int:
+                     eager: bool = False, key_len: int | None = None) -> int:
     """Activations kept through one forward pass of ``rows`` x ``seq_len`` tokens.
 
     Weight copies are left out (see :func:`weight_copy_bytes`). With gradient
     checkpointing each layer keeps only its input (``R h`` per token) and one
-    layer's activations are rebuilt at a time during backward.
+    layer's activations are rebuilt at a time during backward. ``key_len``:
+    the positions each token attends over when a KV cache holds earlier ones
+    (``seq_len`` by default); the cached keys and values are not counted.
     """
     tokens = rows * seq_len
-    layer = layer_bytes_per_token(shape, num, train, seq_len, padded=padded, eager=eager)
+    layer = layer_bytes_per_token(shape, num, train, key_len or seq_len, padded=padded,
+                                  eager=eager)
     final = final_bytes_per_token(shape, num, train)
     if checkpointing:
         kept = shape.layers * num.weight_bytes * shape.hidden + layer

@@ -178,13 +178,36 @@ def _trained_pass(shape: ModelShape, s: PlanSettings, num: Numerics, train: Trai
     """Activations of one training forward pass of ``shape``, plus its autocast weight copies
     (the output head's excluded), with the lean functions where the trainers apply them."""
     num = replace(num, lean=s.lean_activations and shape.lean_ops)
-    acts = activation_bytes(shape, num, train, rows=s.train_rows, seq_len=s.row_len,
-                            checkpointing=s.gradient_checkpointing, padded=s.padded,
-                            eager=s.attention == "eager")
+    acts = _pass_activations(shape, s, num, train)
     if not weight_copies:
         return acts
     layers = 1 if s.gradient_checkpointing else None
     return acts + weight_copy_bytes(shape, num, train, layers=layers)
+
+
+def _pass_activations(shape: ModelShape, s: PlanSettings, num: Numerics,
+                      train: Trainable) -> int:
+    """Activations of one training pass; shared prompts count once per group.
+
+    With shared prompts the prompts but their last token run once, and every
+    row runs its last prompt token and its completion on top of their cache.
+    That second pass always has an attention mask (its queries are fewer than
+    its keys), so SDPA expands grouped key/value heads, and each row's
+    attention keeps its own copy of the prompt's keys and values.
+    """
+    options = dict(checkpointing=s.gradient_checkpointing, eager=s.attention == "eager")
+    if not s.shares_prompts:
+        return activation_bytes(shape, num, train, rows=s.train_rows, seq_len=s.row_len,
+                                padded=s.padded, **options)
+    prompts = -(-s.train_rows // s.samples)
+    prompt_part = activation_bytes(shape, num, train, rows=prompts, seq_len=s.prompt_len - 1,
+                                   padded=s.padded, **options)
+    row_part = activation_bytes(shape, num, train, rows=s.train_rows,
+                                seq_len=s.completion_len + 1, key_len=s.row_len, padded=True,
+                                **options)
+    width = shape.q_dim if shape.kv_heads < shape.heads else shape.kv_dim
+    kv_copies = s.train_rows * (s.prompt_len - 1) * shape.layers * 2 * width * num.compute_bytes
+    return prompt_part + row_part + kv_copies
 
 
 def critic_activations(shape: ModelShape, s: PlanSettings) -> int:

@@ -159,6 +159,14 @@ class PlanSettings:
         return self.rows
 
     @property
+    def shares_prompts(self) -> bool:
+        """RLOO and GRPO run each distinct prompt once per training pass
+        (``alignkit.train.prompt_sharing``); they do not with checkpointing or
+        several processes."""
+        return (self.spec.online and not self.spec.one_sample and self.samples > 1
+                and not self.gradient_checkpointing and self.gpus == 1)
+
+    @property
     def row_len(self) -> int:
         """Tokens per sequence of a training forward pass."""
         return self.prompt_len + self.completion_len if self.spec.online else self.seq_len

@@ -9,6 +9,7 @@ only saved tensors left out. The same is done for a reward model (score head).
 """
 
 import json
+import weakref
 
 import pytest
 import torch
@@ -58,19 +59,26 @@ def _saved_batch_bytes(model, *, autocast: bool, padded: bool) -> int:
     mask = torch.ones(ROWS, SEQ, dtype=torch.long)
     if padded:
         mask[0, -5:] = 0
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        return _saved_storages(lambda: model(input_ids=ids, attention_mask=mask), model)
+
+
+def _saved_storages(forward, model) -> int:
+    """Bytes of the distinct batch storages (no parameters) saved for backward by ``forward()``
+    and still held once it has returned (a graph that no output needs is freed)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    kept: dict[int, int] = {}
+    saved: list[weakref.ref] = []
 
     def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in params and tensor.dim() > 0 and tensor.shape[0] != 1:
-            kept[storage.data_ptr()] = storage.nbytes()
+        if tensor.dim() > 0 and tensor.shape[0] != 1:
+            saved.append(weakref.ref(tensor))
         return tensor
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        model(input_ids=ids, attention_mask=mask)
-    return sum(kept.values())
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        output = forward()  # noqa: F841 (keeps the graph alive while the storages are read)
+        held = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                for t in (ref() for ref in saved) if t is not None}
+    return sum(n for ptr, n in held.items() if ptr not in params)
 
 
 CASES = {
@@ -160,3 +168,39 @@ def test_layer_bytes_by_hand():
     num, train = Numerics(4, False), Trainable.everything()
     assert layer_bytes_per_token(shape, num, train, SEQ, padded=False) == 4_888
     assert layer_bytes_per_token(shape, num, train, SEQ, padded=True) == 4_888 + 256 + 128
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_shared_prompt_pass_equals_the_saved_tensors(tmp_path, padded):
+    """RLOO/GRPO's pass that runs each prompt once (2 prompts of P=12 tokens, k=2, R=8
+    response tokens): the prompts but their last token once, each row's last prompt token and
+    response over the cache, and each row's copy of the prompt's keys and values, expanded to
+    the 4 query heads. Left out by the formula, and added here: the rotary tables of per-row
+    positions (cos and sin, 16 x 4 bytes each per token of both passes), the id storages the
+    embeddings keep (the whole 4 x 20 ids and the 2 x 22 prompt ids-and-mask rows, where the
+    formula counts 8 bytes per token of each pass) and the cache's 4 row indices; taken away:
+    the prompt pass's final-norm output and head input (2 x 64 x 4 bytes per prompt token),
+    which autograd frees with the prompt's unused logit."""
+    from alignkit.plan.memory import _pass_activations
+    from alignkit.plan.settings import PlanSettings
+    from alignkit.train.prompt_sharing import shared_prompt_logits
+
+    model = _model(tmp_path, dtype="fp32")
+    prompt_len, response = 12, 8
+    gen = torch.Generator().manual_seed(0)
+    prompts = torch.randint(4, 96, (2, prompt_len), generator=gen).repeat_interleave(2, dim=0)
+    ids = torch.cat([prompts, torch.randint(4, 96, (4, response), generator=gen)], dim=1)
+    mask = torch.ones_like(ids)
+    if padded:
+        mask[:2, :3] = 0  # the first prompt left-padded
+    kept = _saved_storages(lambda: shared_prompt_logits(model, ids, mask, response), model)
+    settings = PlanSettings("grpo", dtype="fp32", precision="fp32", batch_size=2, samples=2,
+                            prompt_len=prompt_len, completion_len=response, padded=padded)
+    assert settings.shares_prompts
+    shape = describe_model("tiny", CONFIG)
+    predicted = _pass_activations(shape, settings, Numerics(4, False), Trainable.everything())
+    row_tokens, prompt_tokens = 4 * 9, 2 * 11
+    rotary = 2 * 16 * 4 * (row_tokens + prompt_tokens)
+    ids_left_out = 8 * (4 * 20 - row_tokens) + 8 * (2 * 22 - prompt_tokens) + 4 * 8
+    freed = prompt_tokens * 2 * 64 * 4
+    assert predicted + rotary + ids_left_out - freed == kept
