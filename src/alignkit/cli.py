@@ -60,4 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("internal error: this is a bug in alignkit; please report it with the "
                    "traceback above", err=True)
         sys.exit(1)
+    from alignkit.train.processes import end_process_group
+
+    end_process_group()
     sys.exit(code if isinstance(code, int) else 0)

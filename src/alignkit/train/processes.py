@@ -14,3 +14,20 @@ def process_state():
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())
+
+
+def end_process_group() -> None:
+    """Shut down the distributed process group, if this process started one.
+
+    Left to interpreter exit, gloo's threads are sometimes torn down while
+    still joinable and the process aborts (``terminate called without an
+    active exception``) after the run has finished. Does not import torch
+    when the command never did.
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.distributed.is_available():
+        return
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
