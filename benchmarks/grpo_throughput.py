@@ -10,6 +10,7 @@ nearly every completion runs the full 64 tokens.
     .venv/bin/python benchmarks/grpo_throughput.py --steps 20 --repeats 3
     .venv/bin/python benchmarks/grpo_throughput.py --no-trl       # alignkit only
     .venv/bin/python benchmarks/grpo_throughput.py --threads 1    # both sides on one thread
+    .venv/bin/python benchmarks/grpo_throughput.py --precision bf16  # both under bf16 autocast
 
 Each side runs ``--repeats`` times in fresh processes, alternating; a run's step
 time is the median interval between step ends after ``--warmup`` steps (ours:
@@ -86,7 +87,8 @@ def ours(spec: dict, result_path: str) -> None:
         "rollout": {"max_new_tokens": 64}, "group": {"k": 4, "aggregate": "token_mean"},
         "optim": {"lr": spec["lr"], "schedule": "constant"},
         "train": {"prompts_per_iteration": 4, "max_iterations": spec["steps"],
-                  "save_every": 10_000, "seed": spec["seed"]}})
+                  "save_every": 10_000, "seed": spec["seed"],
+                  "precision": spec["precision"]}})
     train_group(cfg, RunDir.create(out, dump_config(cfg), overwrite=True), "grpo")
     rows = read_metrics(out)
     result = {"side": "ours", "step_end_times": [r["time"] for r in rows],
@@ -142,17 +144,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help=(
         "OMP_NUM_THREADS for both sides (default: torch's choice, one per core)."))
     parser.add_argument("--no-trl", action="store_true", help="Time alignkit only.")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help=(
+        "bf16: both sides under bf16 autocast (ours train.precision: bf16, which covers "
+        "sampling too; TRL bf16=True)."))
     args = parser.parse_args()
     if args.side == "ours":
         ours(json.loads(Path(args.paths[0]).read_text()), args.paths[1])
         return
     work = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
-    spec = dict(build_setup(work, args.steps, args.seed), work_dir=str(work))
+    spec = dict(build_setup(work, args.steps, args.seed), work_dir=str(work),
+                precision=args.precision)
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec))
     sides = ["ours"] + ([] if args.no_trl or not TRL_PYTHON.exists() else ["trl"])
     results: dict[str, list[dict]] = {side: [] for side in sides}
-    print(f"load average at the start: {os.getloadavg()}")
+    print(f"precision {args.precision}; load average at the start: {os.getloadavg()}")
     for index in range(args.repeats):
         for side in sides:
             results[side].append(run_side(side, spec_path, work, index, args.threads))

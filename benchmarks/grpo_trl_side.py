@@ -10,7 +10,8 @@ TRL's settings, stated exactly (everything else is TRL 1.16's default):
 ``max_completion_length=64``, ``temperature=1.0``, ``beta=0.0`` (no reference),
 ``num_iterations=1``, ``gradient_checkpointing=False`` (alignkit's default; TRL's is
 on), ``learning_rate`` and ``max_steps`` from the spec, ``use_cpu=True``,
-``save_strategy="no"``, ``report_to="none"``, ``logging_steps=1``, ``seed``; the model
+``save_strategy="no"``, ``report_to="none"``, ``logging_steps=1``, ``seed``,
+``bf16`` when the spec's precision is bf16; the model
 is the same saved directory alignkit loads. The reward is the harness's constant-cost
 function (length of the completion modulo 3).
 """
@@ -58,7 +59,8 @@ def main(spec_path: str, result_path: str) -> None:
         num_generations=4, max_completion_length=64, temperature=1.0, beta=0.0,
         num_iterations=1, gradient_checkpointing=False, learning_rate=spec["lr"],
         max_steps=spec["steps"], use_cpu=True, save_strategy="no", report_to="none",
-        logging_steps=1, disable_tqdm=True, seed=spec["seed"])
+        logging_steps=1, disable_tqdm=True, seed=spec["seed"],
+        bf16=spec.get("precision") == "bf16")
     clock = StepClock()
     trainer = trl.GRPOTrainer(model=model, reward_funcs=[cheap_reward], args=args,
                               train_dataset=dataset, processing_class=tokenizer,
