@@ -83,11 +83,18 @@ class Numerics:
     weight_bytes: int
     autocast: bool
     lean: bool = False
+    four_bit: bool = False
 
     @property
     def compute_bytes(self) -> int:
         """C: bytes of matmul outputs."""
         return 2 if self.autocast or self.weight_bytes == 2 else self.weight_bytes
+
+    @property
+    def mlp_bytes(self) -> int:
+        """Bytes of the MLP's projections and their product: C, but R over a 4-bit base,
+        whose layers return their input's dtype (the fp32 residual of a QLoRA model)."""
+        return self.weight_bytes if self.four_bit else self.compute_bytes
 
     @property
     def weight_copies(self) -> bool:
@@ -140,7 +147,7 @@ def _attention(shape: ModelShape, num: Numerics, train: Trainable, seq_len: int,
 
 
 def _mlp(shape: ModelShape, num: Numerics, train: Trainable) -> int:
-    c, i = num.compute_bytes, shape.intermediate
+    c, i = num.mlp_bytes, shape.intermediate
     down = [lin for lin in shape.linears if lin.role == "mlp_out"]
     # gated: gate (the activation's input), up and act(gate) (the product's inputs);
     # plain: the first projection (the activation's input)
@@ -196,10 +203,11 @@ def weight_copy_bytes(shape: ModelShape, num: Numerics, train: Trainable,
     if not num.weight_copies:
         return 0
     count = shape.layers if layers is None else layers
-    per_layer = sum(lin.params + _adapter_params(lin, train) for lin in shape.linears)
+    base = 0 if num.four_bit else 1  # a 4-bit layer dequantises inside its own kernel
+    per_layer = sum(base * lin.params + _adapter_params(lin, train) for lin in shape.linears)
     kept = per_layer * count
     if count == shape.layers and first_layer_saving_per_token(shape, num, train):
-        kept -= sum(lin.params + train.rank * lin.in_features * (lin.name in train.adapted)
+        kept -= sum(base * lin.params + train.rank * lin.in_features * (lin.name in train.adapted)
                     for lin in shape.linears if lin.role == "attn_in")
     return num.compute_bytes * kept
 

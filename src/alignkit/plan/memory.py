@@ -101,7 +101,7 @@ def trainable_view(shape: ModelShape, s: PlanSettings) -> Trainable:
 def numerics(s: PlanSettings) -> Numerics:
     """Element sizes of a forward pass; a quantised base keeps its other weights in fp32."""
     weight_bytes = FP32 if s.quantization != "none" else s.weight_bytes
-    return Numerics(weight_bytes, s.autocast)
+    return Numerics(weight_bytes, s.autocast, four_bit=s.quantization == "4bit")
 
 
 def model_bytes(shape: ModelShape, s: PlanSettings, *, trains: bool) -> ModelBytes:
@@ -222,7 +222,7 @@ def critic_activations(shape: ModelShape, s: PlanSettings) -> int:
 def policy_activations(shape: ModelShape, s: PlanSettings) -> int:
     """Activations and autocast weight copies of one training micro-batch."""
     num = numerics(s)
-    if s.quantization != "none":  # bitsandbytes keeps the quantised weight, no dequantised copy
+    if s.quantization == "8bit":  # bitsandbytes keeps the quantised weight, no dequantised copy
         return _trained_pass(shape, s, num, trainable_view(shape, s), weight_copies=False)
     return (_trained_pass(shape, s, num, trainable_view(shape, s))
             + head_copy_bytes(shape, num))

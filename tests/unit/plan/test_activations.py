@@ -204,3 +204,39 @@ def test_shared_prompt_pass_equals_the_saved_tensors(tmp_path, padded):
     ids_left_out = 8 * (4 * 20 - row_tokens) + 8 * (2 * 22 - prompt_tokens) + 4 * 8
     freed = prompt_tokens * 2 * 64 * 4
     assert predicted + rotary + ids_left_out - freed == kept
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_4bit_base_equals_the_saved_tensors(tmp_path, lean):
+    """QLoRA as the trainers load it (NF4, bf16 compute, peft's k-bit preparation leaving the
+    norms and head in fp32), LoRA on every linear layer, bf16 autocast. Its 4-bit layers return
+    fp32 (their input's dtype), so the MLP keeps fp32 projections; autocast keeps bf16 copies
+    of the adapters and the head, and none of the 4-bit weights. Runs where bitsandbytes is
+    installed (its CPU backend)."""
+    pytest.importorskip("bitsandbytes")
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from alignkit.models.load import init_causal_lm_from_config
+    from alignkit.models.lora import apply_lora
+
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    init_causal_lm_from_config(tmp_path / "config.json", dtype="bf16").save_pretrained(
+        tmp_path / "base")
+    four_bit = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "base", quantization_config=four_bit,
+                                                 device_map={"": "cpu"}, dtype=torch.bfloat16)
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if lean:
+        make_lean(model)
+    model = apply_lora(model, r=8, alpha=16, dropout=0.0, target_modules="all-linear",
+                       task_type="CAUSAL_LM").train()
+    measured = _saved_batch_bytes(model, autocast=True, padded=True)
+    shape = describe_model("tiny", CONFIG)
+    num = Numerics(4, True, lean=lean, four_bit=True)
+    train = Trainable(full=False, adapted=frozenset(lin.name for lin in shape.linears), rank=8)
+    predicted = (activation_bytes(shape, num, train, rows=ROWS, seq_len=SEQ, padded=True)
+                 + weight_copy_bytes(shape, num, train) + head_copy_bytes(shape, num))
+    assert predicted == measured
