@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 # The suite is written for the CPU (exact tensors, bit-identical resumes): a GPU stays hidden
-# unless ALIGNKIT_TEST_CUDA=1, which runs the CUDA-only tests (QLoRA) beside the rest.
+# unless ALIGNKIT_TEST_CUDA=1, set to run the CUDA-only tests (QLoRA); the others assume the CPU.
 if os.environ.get("ALIGNKIT_TEST_CUDA") != "1":
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
