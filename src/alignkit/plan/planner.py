@@ -146,7 +146,7 @@ def detect_device() -> Device:
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         # the runtime measured on an H200 (torch 2.11, CUDA 13: 767-777 MiB outside the
-        # caching allocator); older GPUs and toolkits hold less
+        # caching allocator); other GPUs and toolkits may hold more or less
         return Device(props.name, props.total_memory, None, None, int(0.75 * GIB),
                       "torch.cuda.get_device_properties")
     return cpu_device()
