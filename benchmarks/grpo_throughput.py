@@ -151,7 +151,12 @@ def main() -> None:
     if args.side == "ours":
         ours(json.loads(Path(args.paths[0]).read_text()), args.paths[1])
         return
-    work = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
+    with tempfile.TemporaryDirectory(prefix="grpo-bench-") as scratch:
+        report(measure(args, Path(scratch)), args.warmup)
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict[str, list[dict]]:
+    """Every run of every side, alternating; models, prompts and runs under ``work``."""
     spec = dict(build_setup(work, args.steps, args.seed), work_dir=str(work),
                 precision=args.precision)
     spec_path = work / "spec.json"
@@ -162,7 +167,7 @@ def main() -> None:
     for index in range(args.repeats):
         for side in sides:
             results[side].append(run_side(side, spec_path, work, index, args.threads))
-    report(results, args.warmup)
+    return results
 
 
 if __name__ == "__main__":
