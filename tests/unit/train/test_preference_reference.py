@@ -203,5 +203,3 @@ def test_the_fingerprint_samples_whole_positions_inside_the_tensor():
     big = evenly_spaced(40_960_000, 4096)
     assert big[-1].item() == 40_959_999 and big[1].item() == 40_959_999 // 4095
     assert bool((big[1:] > big[:-1]).all())
-    ahead = torch.linspace(0, 40_959_999, 4096).long()
-    assert ahead[-1].item() != 40_959_999  # why integer arithmetic: float32 cannot hold it
