@@ -193,9 +193,25 @@ def forward_inputs(batch: Batch, dtype: torch.dtype = torch.float32) -> dict[str
 
     A packed batch (one with ``document_ids``) gets :func:`packed_model_inputs`;
     any other gets its ``input_ids`` and 2D ``attention_mask`` (and its
-    ``position_ids`` when it has them).
+    ``position_ids`` when it has them). A right-padded batch without
+    ``position_ids`` goes without its mask: in a causal model no real token
+    attends to the padding after it, so the real positions' outputs are the
+    masked pass's (up to float rounding), and with no mask transformers' SDPA
+    path runs the causal kernel instead of one reading a materialised mask,
+    3-16% faster per forward and backward on CPU (``docs/benchmarks.md``).
+    The padding positions' outputs differ; nothing scores them.
     """
     if "document_ids" in batch:
         return packed_model_inputs(batch, dtype)
     keys = ("input_ids", "attention_mask", "position_ids")
-    return {key: batch[key] for key in keys if key in batch}
+    inputs = {key: batch[key] for key in keys if key in batch}
+    if "position_ids" not in inputs and is_right_padded(inputs.get("attention_mask")):
+        del inputs["attention_mask"]
+    return inputs
+
+
+def is_right_padded(attention_mask: torch.Tensor | None) -> bool:
+    """Whether each row of a 2D mask is its real tokens (ones) followed only by padding."""
+    if attention_mask is None or attention_mask.dim() != 2:
+        return False
+    return bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())

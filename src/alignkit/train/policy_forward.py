@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from alignkit.data.packing import forward_inputs
 from alignkit.losses import PREFERENCE_LOSSES, sequence_logps
 
 Batch = dict[str, torch.Tensor]
@@ -73,8 +74,7 @@ def forward_logps(model, batch: Batch) -> SequenceLogps:
         model: a causal LM (possibly wrapped by accelerate or peft).
         batch: ``input_ids``, ``attention_mask``, ``labels``, ``loss_mask``, each (N, T).
     """
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   use_cache=False).logits  # (N, T, V)
+    logits = model(**forward_inputs(batch), use_cache=False).logits  # (N, T, V)
     sums = sequence_logps(logits, batch["labels"], batch["loss_mask"])  # (N,)
     return SequenceLogps(sums, scored_counts(batch))
 

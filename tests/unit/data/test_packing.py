@@ -11,6 +11,7 @@ from alignkit.data.packing import (
     PackedRow,
     block_causal_mask,
     forward_inputs,
+    is_right_padded,
     pack_examples,
     packed_model_inputs,
     packing_efficiency,
@@ -88,10 +89,30 @@ def test_forward_inputs_use_the_block_mask_only_for_packed_batches():
     assert inputs["attention_mask"].shape == (2, 1, 8, 8)
     assert torch.equal(inputs["position_ids"], packed["position_ids"])
     plain = {key: packed[key] for key in ("input_ids", "attention_mask", "loss_mask", "labels")}
+    plain["attention_mask"] = plain["attention_mask"].flip(1)  # left-padded: the mask stays
     assert forward_inputs(plain).keys() == {"input_ids", "attention_mask"}
     assert forward_inputs(plain)["attention_mask"] is plain["attention_mask"]
     with pytest.raises(ValueError, match="not a packed batch"):
         packed_model_inputs(plain)
+
+
+def test_right_padded_rows_go_without_a_mask_and_score_the_same():
+    ids = torch.randint(0, 50, (3, 9), generator=torch.Generator().manual_seed(3))
+    right = torch.tensor([[1] * 9, [1] * 5 + [0] * 4, [1] * 8 + [0]])
+    assert is_right_padded(right) and is_right_padded(torch.zeros(2, 4, dtype=torch.long))
+    assert not is_right_padded(right.flip(1)) and not is_right_padded(None)
+    assert not is_right_padded(torch.tensor([[1, 0, 1]]))
+    assert forward_inputs({"input_ids": ids, "attention_mask": right}) == {"input_ids": ids}
+    with_positions = {"input_ids": ids, "attention_mask": right, "position_ids": right.cumsum(1)}
+    assert forward_inputs(with_positions).keys() == with_positions.keys()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4))
+    masked = model(input_ids=ids, attention_mask=right).logits
+    unmasked = model(**forward_inputs({"input_ids": ids, "attention_mask": right})).logits
+    real = right.bool()
+    assert torch.allclose(unmasked[real], masked[real], atol=1e-5)
+    assert not torch.allclose(unmasked[~real], masked[~real], atol=1e-3)  # padding differs
 
 
 def test_block_causal_mask_is_causal_within_and_closed_across_examples():
