@@ -30,6 +30,11 @@ bytes of matmul outputs: 2 under bf16 autocast or with bf16 weights, else 4.
   of the padding mask (``C S``). Eager attention also keeps the softmax
   probabilities in fp32 and in ``C`` (``heads x S x (4 + C)``): the ``a s²``
   term of Korthikanti et al.
+* alignkit's matrix-product attention (``alignkit.models.attention``: CPU,
+  half precision, a full pass of at most :data:`MATMUL_MAX_KEYS` keys) keeps
+  the query, the key and value expanded to ``q`` under grouped-query heads,
+  and the probabilities in ``C`` only (``heads x S x C``); with a padding
+  mask, the boolean mask once per pass (``S`` bytes per token).
 * The gated MLP keeps gate, up, act(gate) and their product (``4 C i``); a
   plain MLP its first projection and activation (``2 C i``).
 * With the lean functions (``Numerics.lean``) an RMSNorm keeps its input in
@@ -48,6 +53,9 @@ LSE_BYTES = 4
 """Bytes per head and token of SDPA's log-sum-exp (always fp32)."""
 TOKEN_ID_BYTES = 8
 """A trained embedding keeps the int64 token ids for its backward pass."""
+MATMUL_MAX_KEYS = 512
+"""The longest key sequence for which ``alignkit.models.attention`` takes its
+matrix-product route (defined here, where no torch is imported, for both)."""
 
 
 @dataclass(frozen=True)
@@ -131,11 +139,14 @@ def _kept_inputs(group: list[Linear], width: int, input_bytes: int, num: Numeric
 
 
 def _attention(shape: ModelShape, num: Numerics, train: Trainable, seq_len: int, *,
-               padded: bool, eager: bool) -> int:
+               padded: bool, eager: bool, matmul: bool = False) -> int:
     c = num.compute_bytes
-    expanded = shape.kv_heads < shape.heads and (padded or eager)
+    expanded = shape.kv_heads < shape.heads and (padded or eager or matmul)
     kept = c * (shape.q_dim + 2 * (shape.q_dim if expanded else shape.kv_dim))
-    if eager:
+    if matmul:
+        kept += shape.heads * seq_len * c
+        eager = True  # the output projection's input is its own tensor, as with eager
+    elif eager:
         # softmax keeps its fp32 output; the matmul with V keeps a C-byte copy of it
         probs = FP32 + (c if c < FP32 else 0)
         kept += shape.heads * seq_len * probs
@@ -162,14 +173,14 @@ def _lora_outputs(shape: ModelShape, num: Numerics, train: Trainable) -> int:
 
 
 def layer_bytes_per_token(shape: ModelShape, num: Numerics, train: Trainable, seq_len: int, *,
-                          padded: bool = True, eager: bool = False) -> int:
+                          padded: bool = True, eager: bool = False, matmul: bool = False) -> int:
     """Bytes one decoder layer keeps for backward, per token (weight copies excluded)."""
     norms_train = train.full
     attn_in = [lin for lin in shape.linears if lin.role == "attn_in"]
     mlp_in = [lin for lin in shape.linears if lin.role == "mlp_in"]
     return (_norm(shape, num, norms_train)
             + _kept_inputs(attn_in, shape.hidden, num.weight_bytes, num, train)
-            + _attention(shape, num, train, seq_len, padded=padded, eager=eager)
+            + _attention(shape, num, train, seq_len, padded=padded, eager=eager, matmul=matmul)
             + _norm(shape, num, norms_train)
             + _kept_inputs(mlp_in, shape.hidden, num.weight_bytes, num, train)
             + _mlp(shape, num, train)
@@ -223,7 +234,8 @@ def head_copy_bytes(shape: ModelShape, num: Numerics) -> int:
 
 def activation_bytes(shape: ModelShape, num: Numerics, train: Trainable, *, rows: int,
                      seq_len: int, checkpointing: bool = False, padded: bool = True,
-                     eager: bool = False, key_len: int | None = None) -> int:
+                     eager: bool = False, key_len: int | None = None,
+                     matmul: bool = False) -> int:
     """Activations kept through one forward pass of ``rows`` x ``seq_len`` tokens.
 
     Weight copies are left out (see :func:`weight_copy_bytes`). With gradient
@@ -231,11 +243,14 @@ def activation_bytes(shape: ModelShape, num: Numerics, train: Trainable, *, rows
     layer's activations are rebuilt at a time during backward. ``key_len``:
     the positions each token attends over when a KV cache holds earlier ones
     (``seq_len`` by default); the cached keys and values are not counted.
+    ``matmul``: the pass runs alignkit's matrix-product attention.
     """
     tokens = rows * seq_len
     layer = layer_bytes_per_token(shape, num, train, key_len or seq_len, padded=padded,
-                                  eager=eager)
+                                  eager=eager, matmul=matmul)
     final = final_bytes_per_token(shape, num, train)
+    if matmul and padded:
+        final += key_len or seq_len  # the boolean mask, one byte per query and key
     if checkpointing:
         kept = shape.layers * num.weight_bytes * shape.hidden + layer
         return tokens * (kept + final)

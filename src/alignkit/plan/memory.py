@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from alignkit.plan.activations import (
     FP32,
+    MATMUL_MAX_KEYS,
     Numerics,
     Trainable,
     activation_bytes,
@@ -198,16 +199,23 @@ def _pass_activations(shape: ModelShape, s: PlanSettings, num: Numerics,
     options = dict(checkpointing=s.gradient_checkpointing, eager=s.attention == "eager")
     if not s.shares_prompts:
         return activation_bytes(shape, num, train, rows=s.train_rows, seq_len=s.row_len,
-                                padded=s.padded, **options)
+                                padded=s.masked, matmul=_matmul(s, num, s.row_len), **options)
     prompts = -(-s.train_rows // s.samples)
     prompt_part = activation_bytes(shape, num, train, rows=prompts, seq_len=s.prompt_len - 1,
-                                   padded=s.padded, **options)
+                                   padded=s.padded, matmul=_matmul(s, num, s.prompt_len - 1),
+                                   **options)
     row_part = activation_bytes(shape, num, train, rows=s.train_rows,
                                 seq_len=s.completion_len + 1, key_len=s.row_len, padded=True,
                                 **options)
     width = shape.q_dim if shape.kv_heads < shape.heads else shape.kv_dim
     kv_copies = s.train_rows * (s.prompt_len - 1) * shape.layers * 2 * width * num.compute_bytes
     return prompt_part + row_part + kv_copies
+
+
+def _matmul(s: PlanSettings, num: Numerics, keys: int) -> bool:
+    """Whether a full pass over ``keys`` positions takes the matrix-product attention."""
+    return (s.on_cpu and s.attention == "sdpa" and num.compute_bytes < FP32
+            and 1 < keys <= MATMUL_MAX_KEYS)
 
 
 def critic_activations(shape: ModelShape, s: PlanSettings) -> int:

@@ -121,7 +121,7 @@ def make_plan(model: ModelShape, settings: PlanSettings, device: Device, *,
         ConfigError: inconsistent settings, or LoRA targets that name no linear
             layer of the model.
     """
-    s = check_settings(settings)
+    s = check_settings(settings.but(on_cpu=device.name == "cpu"))
     if s.lora and not adapted_linears(model, s.lora_targets):
         raise ConfigError(f"LoRA targets {', '.join(s.lora_targets)} match no linear layer of "
                           f"{model.label}; its layers: "

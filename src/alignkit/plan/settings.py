@@ -33,6 +33,8 @@ class MethodSpec:
         head: ``causal_lm`` (log-probs over the vocabulary) or ``reward`` (a scalar head).
         one_sample: samples one completion per prompt whatever ``samples`` says (PPO).
         update_epochs: passes over each rollout batch in the trainer's default config.
+        right_padded: training rows are right-padded and run without an
+            attention mask (``alignkit.data.packing.forward_inputs``).
     """
 
     rows_per_example: int
@@ -44,15 +46,16 @@ class MethodSpec:
     head: Literal["causal_lm", "reward"] = "causal_lm"
     one_sample: bool = False
     update_epochs: int = 1
+    right_padded: bool = False
 
 
 SPECS: dict[str, MethodSpec] = {
-    "sft": MethodSpec(1, reference=False),
+    "sft": MethodSpec(1, reference=False, right_padded=True),
     "rm": MethodSpec(2, reference=False, head="reward"),
-    "dpo": MethodSpec(2, reference=True),
-    "simpo": MethodSpec(2, reference=False),
-    "orpo": MethodSpec(2, reference=False),
-    "kto": MethodSpec(1, reference=True),
+    "dpo": MethodSpec(2, reference=True, right_padded=True),
+    "simpo": MethodSpec(2, reference=False, right_padded=True),
+    "orpo": MethodSpec(2, reference=False, right_padded=True),
+    "kto": MethodSpec(1, reference=True, right_padded=True),
     "ppo": MethodSpec(1, reference=True, online=True, value_model=True, reward_model=True,
                       one_sample=True, update_epochs=4),
     "rloo": MethodSpec(1, reference=True, optional_reference=True, online=True,
@@ -96,7 +99,11 @@ class PlanSettings:
         gpus: data-parallel processes.
         attention: ``sdpa`` or ``eager``.
         padded: batches hold rows of different lengths, so attention gets a
-            padding mask (SDPA then keeps a float copy of it in every layer).
+            padding mask (SDPA then keeps a float copy of it in every layer),
+            unless the method's rows go right-padded without one.
+        on_cpu: the run trains on a CPU, where half-precision passes of at
+            most 512 keys take alignkit's matrix-product attention
+            (``alignkit.models.attention``); :func:`make_plan` sets it from the device.
         reward_model: online methods score with a reward model (``False``: a
             Python function or the lab's gold reward).
         separate_critic: PPO's critic is its own copy of the policy's starting
@@ -127,6 +134,7 @@ class PlanSettings:
     padded: bool = True
     reward_model: bool = True
     separate_critic: bool = False
+    on_cpu: bool = False
 
     @property
     def spec(self) -> MethodSpec:
@@ -165,6 +173,11 @@ class PlanSettings:
         several processes."""
         return (self.spec.online and not self.spec.one_sample and self.samples > 1
                 and not self.gradient_checkpointing and self.gpus == 1)
+
+    @property
+    def masked(self) -> bool:
+        """Whether a full training pass gets an attention mask."""
+        return self.padded and not self.spec.right_padded
 
     @property
     def row_len(self) -> int:

@@ -240,3 +240,37 @@ def test_4bit_base_equals_the_saved_tensors(tmp_path, lean):
     predicted = (activation_bytes(shape, num, train, rows=ROWS, seq_len=SEQ, padded=True)
                  + weight_copy_bytes(shape, num, train) + head_copy_bytes(shape, num))
     assert predicted == measured
+
+
+@pytest.mark.parametrize("lean", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("dtype, autocast", [("bf16", False), ("fp32", True)])
+def test_matmul_attention_formula_equals_the_saved_tensors(tmp_path, dtype, autocast, padded,
+                                                           lean):
+    """alignkit's CPU attention (bf16, 32 keys) keeps q and k, v expanded to q's width and
+    the bf16 probabilities; with a padding mask, the boolean mask once (S bytes per token)."""
+    from alignkit.models.attention import NAME, install
+
+    model = _model(tmp_path, dtype=dtype, lean=lean)
+    assert install(model)
+    measured = _saved_batch_bytes(model, autocast=autocast, padded=padded)
+    shape = describe_model("tiny", CONFIG)
+    num = Numerics(4 if dtype == "fp32" else 2, autocast, lean=lean)
+    train = Trainable.everything()
+    predicted = (activation_bytes(shape, num, train, rows=ROWS, seq_len=SEQ, padded=padded,
+                                  matmul=True)
+                 + weight_copy_bytes(shape, num, train) + head_copy_bytes(shape, num))
+    assert model.config._attn_implementation == NAME
+    assert predicted == measured
+
+
+def test_matmul_layer_bytes_by_hand():
+    """bf16 weights, full fine-tuning, per token of one layer: two norms 2 x (4h + 4 + 2h) =
+    776; the q/k/v input 2h = 128; q and k, v expanded 2 x (64 + 2 x 64) = 384; the
+    probabilities 4 heads x 32 keys x 2 = 256; o_proj's input 2 x 64 = 128; the gate/up input
+    128; gate, up, act 3 x 2 x 160 = 960; down's input 320. Sum: 3,080 (with or without
+    a padding mask: the mask is counted once per pass, not per layer)."""
+    shape = describe_model("tiny", CONFIG)
+    num, train = Numerics(2, False), Trainable.everything()
+    for padded in (False, True):
+        assert layer_bytes_per_token(shape, num, train, SEQ, padded=padded, matmul=True) == 3_080

@@ -1,0 +1,138 @@
+"""Attention for training short sequences in bf16 on a CPU, and SDPA everywhere else.
+
+On a CPU under bf16 autocast, torch's SDPA kernel is slow at training
+lengths of a few hundred tokens: for the 3.7M-parameter Llama of
+``benchmarks/trainer_speed.py`` it took over a third of the forward pass,
+as long as every linear layer together. The same attention written as two
+batched matrix products and a softmax (transformers' ``eager``) trains that
+model 17-24% faster per step at 128-256 tokens, but keeps every layer's
+attention probabilities for backward and loses from about 512 tokens on
+(``docs/benchmarks.md``).
+
+:func:`matmul_or_sdpa` is an attention function for transformers' attention
+interface that takes the matrix-product route only where it measured faster
+(a CPU, bf16 or fp16 inputs, gradients wanted, a full sequence of at most
+:data:`MATMUL_MAX_KEYS` keys, no dropout) and hands every other call,
+generation and no-grad passes included, to transformers' SDPA function
+unchanged. Beyond what SDPA keeps for backward, it keeps each layer's
+attention probabilities in half precision: ``2·heads·T`` bytes per token and
+layer, which the memory planner counts (:mod:`alignkit.plan.memory`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from alignkit.plan.activations import MATMUL_MAX_KEYS
+
+NAME = "alignkit_cpu"
+"""The attention implementation's name in transformers' registries."""
+
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def matmul_attention(query, key, value, allowed, scale: float) -> torch.Tensor:
+    """``softmax(q·kᵀ·scale, masked)·v`` over (B, H, T, D) inputs of one half dtype.
+
+    The scale goes on the queries (T·D values, not T·T), and the softmax runs
+    on the half-precision scores (torch accumulates in float32) and returns
+    half precision: the probabilities are the only T·T float tensor autograd
+    keeps, at 2 bytes each, against 6 for transformers' ``eager`` (its float32
+    softmax and the cast). ``where`` keeps the boolean mask, shared by the layers.
+    """
+    scores = torch.matmul(query * scale, key.transpose(-1, -2))  # (B, H, Q, K)
+    # The lowest finite value, not -inf: a query with no allowed key (left padding)
+    # gets finite outputs instead of NaN, as in transformers' eager attention.
+    scores = torch.where(allowed, scores, torch.finfo(scores.dtype).min)
+    return torch.matmul(torch.softmax(scores, dim=-1), value)
+
+
+def causal_allowed(length: int, device) -> torch.Tensor:
+    """(1, 1, T, T) bool: query ``q`` may attend to key ``k`` when ``k <= q``."""
+    return torch.ones(length, length, dtype=torch.bool, device=device).tril_()[None, None]
+
+
+def half_dtype(query: torch.Tensor) -> torch.dtype | None:
+    """The half dtype this call computes in: the query's, or CPU autocast's; else ``None``.
+
+    Under autocast a Llama's queries and keys arrive in float32 (the rotary
+    embedding's products with float32 ``cos`` and ``sin``) while the values
+    are bf16: the dtype autocast would compute the products in is the one
+    that counts.
+    """
+    if query.dtype in HALF_DTYPES:
+        return query.dtype
+    device = query.device.type
+    if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) in HALF_DTYPES:
+        return torch.get_autocast_dtype(device)
+    return None
+
+
+def takes_matmul_route(module, query, key, dropout: float, kwargs: dict) -> bool:
+    """Whether this call is one the matrix-product route serves and measured faster on."""
+    q_length, kv_length = query.shape[2], key.shape[2]
+    return (query.device.type == "cpu" and half_dtype(query) is not None
+            and torch.is_grad_enabled() and query.requires_grad
+            and q_length == kv_length and 1 < kv_length <= MATMUL_MAX_KEYS
+            and (dropout == 0.0 or not module.training)
+            and getattr(module, "is_causal", True)
+            and not any(kwargs.get(name) is not None
+                        for name in ("position_bias", "softcap", "cache", "sliding_window",
+                                     "s_aux")))
+
+
+def matmul_or_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
+                   scaling: float | None = None, **kwargs):
+    """An attention function for transformers' ``AttentionInterface``.
+
+    Args: as transformers' ``sdpa_attention_forward``: query (B, H, Q, D), key
+    and value (B, H_kv, K, D), ``attention_mask`` a (B, 1, Q, K) bool mask
+    (true where attending is allowed) or ``None`` for a plain causal one.
+
+    Returns:
+        ``(output (B, Q, H, D), None)``.
+    """
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    if not takes_matmul_route(module, query, key, dropout, kwargs) or \
+            (attention_mask is not None and attention_mask.dtype != torch.bool):
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      dropout=dropout, scaling=scaling, **kwargs)
+    groups = getattr(module, "num_key_value_groups", 1)
+    if groups > 1:
+        key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    allowed = attention_mask if attention_mask is not None \
+        else causal_allowed(query.shape[2], query.device)
+    dtype = half_dtype(query)
+    with torch.autocast("cpu", enabled=False):
+        out = matmul_attention(query.to(dtype), key.to(dtype), value.to(dtype), allowed, scale)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> str:
+    """Register :func:`matmul_or_sdpa` (with SDPA's masks) under :data:`NAME`; return it."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, matmul_or_sdpa)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
+    return NAME
+
+
+def install(model) -> bool:
+    """Switch a model that runs SDPA to :func:`matmul_or_sdpa`; whether it was switched.
+
+    Models on other implementations (``eager``, flash kernels) and model
+    classes that do not take transformers' attention functions keep theirs.
+    The choice is not written to a saved ``config.json``.
+    """
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) != "sdpa" \
+            or not hasattr(model, "set_attn_implementation"):
+        return False
+    try:
+        model.set_attn_implementation(register())
+    except (ValueError, ImportError):
+        return False
+    return True

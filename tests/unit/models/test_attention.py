@@ -1,0 +1,150 @@
+"""The CPU training attention: the route it takes, its values and gradients, and its fallback."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from alignkit.models import attention
+from alignkit.models.attention import (
+    MATMUL_MAX_KEYS,
+    NAME,
+    causal_allowed,
+    install,
+    matmul_attention,
+    takes_matmul_route,
+)
+
+VOCAB = 64
+
+
+def _tiny(implementation: str = "sdpa") -> torch.nn.Module:
+    config = AutoConfig.for_model(
+        "llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+        max_position_embeddings=1024, attn_implementation=implementation)
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config)
+
+
+def _batch(left_padded: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(0, VOCAB, (3, 19), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    if left_padded:
+        mask[0, :6] = 0
+    else:
+        mask[0, -6:] = 0
+        mask[2, -1:] = 0
+    return ids, mask
+
+
+class _Module(torch.nn.Module):
+    """Stands in for an attention layer: only ``training`` and ``is_causal`` are read."""
+
+    is_causal = True
+
+
+def test_matmul_attention_matches_a_hand_computed_causal_softmax():
+    # One head, two positions, unit scale: query 0 sees key 0 alone, query 1 sees both
+    # with scores q1·k0 = 0 and q1·k1 = 1.
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)[None, None]
+    v = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)[None, None]
+    out = matmul_attention(q, q.clone(), v, causal_allowed(2, "cpu"), 1.0)
+    w = math.e / (1 + math.e)
+    expected = torch.tensor([[1.0, 2.0], [(1 - w) * 1 + w * 3, (1 - w) * 2 + w * 4]],
+                            dtype=torch.float64)
+    assert torch.allclose(out[0, 0], expected, atol=1e-12)
+
+
+def test_matmul_attention_gradients_are_autograds_of_the_formula():
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    allowed = causal_allowed(5, "cpu").expand(2, 1, 5, 5).clone()
+    allowed[0, :, :, 0] = False  # a padded first key in row 0
+    allowed[0, :, 0, 0] = True  # ...which its own query still sees, so no row is empty
+
+    def reference(q, k, v):
+        scores = (q @ k.transpose(-1, -2)) * 0.5
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        return torch.softmax(scores, -1) @ v
+
+    assert torch.autograd.gradcheck(lambda *t: matmul_attention(*t, allowed, 0.5), (q, k, v))
+    assert torch.allclose(matmul_attention(q, k, v, allowed, 0.5), reference(q, k, v),
+                          atol=1e-12)
+
+
+def _route(query_len=16, key_len=16, *, grad=True, dtype=torch.bfloat16, autocast=False,
+           dropout=0.0, training=False, **kwargs) -> bool:
+    module = _Module().train(training)
+    query = torch.zeros(1, 2, query_len, 8, dtype=dtype, requires_grad=grad)
+    key = torch.zeros(1, 2, key_len, 8, dtype=dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), \
+            torch.set_grad_enabled(grad):
+        return takes_matmul_route(module, query, key, dropout, kwargs)
+
+
+def test_the_route_is_taken_only_for_half_precision_training_of_short_full_sequences():
+    assert _route()
+    assert _route(dtype=torch.float16)
+    assert _route(dtype=torch.float32, autocast=True)  # rotary turned the queries float32
+    assert _route(MATMUL_MAX_KEYS, MATMUL_MAX_KEYS)
+    assert not _route(MATMUL_MAX_KEYS + 1, MATMUL_MAX_KEYS + 1)
+    assert not _route(dtype=torch.float32)
+    assert not _route(grad=False)
+    assert not _route(1, 16)  # a step on a cache
+    assert not _route(1, 1)
+    assert not _route(dropout=0.1, training=True)
+    assert _route(dropout=0.1, training=False)
+    assert not _route(softcap=30.0)
+    assert not _route(sliding_window=8)
+
+
+@pytest.mark.parametrize("left_padded", [False, True])
+def test_a_model_trains_through_the_route_as_through_sdpa(left_padded: bool, monkeypatch):
+    ids, mask = _batch(left_padded)
+    taken = []
+    monkeypatch.setattr(attention, "matmul_attention",
+                        lambda *a: taken.append(a[0].shape) or matmul_attention(*a))
+    results = {}
+    for name in ("sdpa", NAME):
+        model = _tiny()
+        if name == NAME:
+            assert install(model)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        (logits * mask[..., None]).square().mean().backward()
+        grad = model.model.layers[0].self_attn.q_proj.weight.grad
+        results[name] = (logits[mask.bool()], grad)
+    assert len(taken) == 2  # both layers, with the bf16 queries of all heads
+    (sdpa_logits, sdpa_grad), (ours_logits, ours_grad) = results["sdpa"], results[NAME]
+    # bf16 products in both: agreement to bf16's rounding, not bit for bit.
+    assert torch.allclose(ours_logits, sdpa_logits, atol=0.03, rtol=0.02)
+    assert torch.allclose(ours_grad, sdpa_grad, atol=0.02 * sdpa_grad.abs().max())
+
+
+def test_other_calls_fall_back_to_sdpa_bit_for_bit():
+    ids, mask = _batch(left_padded=True)
+    plain, ours = _tiny(), _tiny()
+    assert install(ours)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(ours(input_ids=ids, attention_mask=mask).logits,
+                           plain(input_ids=ids, attention_mask=mask).logits)
+    out_ours = ours(input_ids=ids, attention_mask=mask).logits  # float32: SDPA
+    out_plain = plain(input_ids=ids, attention_mask=mask).logits
+    assert torch.equal(out_ours, out_plain)
+
+
+def test_install_switches_sdpa_models_only_and_is_not_saved(tmp_path):
+    model = _tiny()
+    assert install(model)
+    assert model.config._attn_implementation == NAME
+    model.save_pretrained(tmp_path)
+    assert NAME not in json.dumps(json.loads((tmp_path / "config.json").read_text()))
+    eager = _tiny("eager")
+    assert not install(eager)
+    assert eager.config._attn_implementation == "eager"
