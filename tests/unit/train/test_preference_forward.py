@@ -23,7 +23,7 @@ class NextTokenHalf(torch.nn.Module):
     """A fake LM over 4 tokens: at every position it gives the *next* input token logit ln 3
     and the other three 0, so that token has probability 3 / (3 + 1 + 1 + 1) = 1/2."""
 
-    def forward(self, input_ids, attention_mask, use_cache):
+    def forward(self, input_ids, use_cache, attention_mask=None):
         self.seen = {"attention_mask": attention_mask, "use_cache": use_cache}
         logits = torch.zeros(*input_ids.shape, 4)
         following = torch.roll(input_ids, -1, dims=1)
@@ -49,7 +49,17 @@ def test_forward_logps_sums_response_tokens_only():
     assert got.counts.tolist() == [2, 1]
     torch.testing.assert_close(got.averages, torch.tensor([math.log(0.5), math.log(0.5)]))
     assert model.seen["use_cache"] is False
-    assert model.seen["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert model.seen["attention_mask"] is None  # right padding: the causal kernel alone
+
+
+def test_forward_logps_passes_the_mask_of_left_padded_rows():
+    """The same two rows with row 1 left-padded: the same sums, and the mask goes along."""
+    model = NextTokenHalf()
+    batch = _batch([[1, 2, 3, 1], [0, 0, 1, 3]],
+                   [[False, False, True, True], [False, False, False, True]])
+    got = forward_logps(model, batch)
+    torch.testing.assert_close(got.sums, torch.tensor([2 * math.log(0.5), math.log(0.5)]))
+    assert model.seen["attention_mask"].tolist() == [[1, 1, 1, 1], [0, 0, 1, 1]]
 
 
 def _logps(sums, counts):
