@@ -17,6 +17,7 @@ import torch
 
 from alignkit.data.packing import forward_inputs
 from alignkit.losses import PREFERENCE_LOSSES, sequence_logps
+from alignkit.train.scored_logits import scored_logits
 
 Batch = dict[str, torch.Tensor]
 Stats = dict[str, tuple[float, float]]
@@ -74,8 +75,9 @@ def forward_logps(model, batch: Batch) -> SequenceLogps:
         model: a causal LM (possibly wrapped by accelerate or peft).
         batch: ``input_ids``, ``attention_mask``, ``labels``, ``loss_mask``, each (N, T).
     """
-    logits = model(**forward_inputs(batch), use_cache=False).logits  # (N, T, V)
-    sums = sequence_logps(logits, batch["labels"], batch["loss_mask"])  # (N,)
+    inputs = dict(forward_inputs(batch), use_cache=False)
+    logits, labels, mask = scored_logits(model, batch, inputs)  # (N, K, V), (N, K), (N, K)
+    sums = sequence_logps(logits, labels, mask)  # (N,)
     return SequenceLogps(sums, scored_counts(batch))
 
 

@@ -16,6 +16,7 @@ from alignkit.train.engine import Engine
 from alignkit.train.inputs import TrainingData, load_training_data
 from alignkit.train.models_setup import build_policy, tokenizer_for
 from alignkit.train.outputs import save_final
+from alignkit.train.scored_logits import scored_logits
 from alignkit.train.sft_config import SFTConfig
 
 
@@ -27,8 +28,8 @@ def scored_tokens(batch: dict[str, torch.Tensor]) -> int:
 def sft_batch_loss(model, batch: dict[str, torch.Tensor], normalizer: float) -> torch.Tensor:
     """Summed response-token NLL of ``batch`` divided by ``normalizer`` (a 0-d tensor)."""
     dtype = next(model.parameters()).dtype
-    logits = model(**forward_inputs(batch, dtype)).logits
-    loss, _ = sft_loss(logits, batch["labels"], batch["loss_mask"], normalizer=normalizer)
+    logits, labels, mask = scored_logits(model, batch, forward_inputs(batch, dtype))
+    loss, _ = sft_loss(logits, labels, mask, normalizer=normalizer)
     return loss
 
 

@@ -122,7 +122,9 @@ def test_batch_8_equals_batch_2_with_accumulation_4(setup, loss_cfg):
     loss, grads, means, totals = _step(model, data, loss_cfg, reference, micro)
 
     assert loss == pytest.approx(big_loss, rel=1e-5)
-    assert totals == big_totals
+    assert (totals.examples, totals.nll_tokens) == (big_totals.examples, big_totals.nll_tokens)
+    # KTO's z sums log-probs from passes of other shapes: equal to float rounding.
+    assert totals.kl_ref == pytest.approx(big_totals.kl_ref, rel=1e-5)
     assert grads.keys() == big_grads.keys()
     assert any(float(g.abs().max()) > 0 for g in grads.values())
     for name, grad in big_grads.items():
