@@ -48,6 +48,21 @@ class TrainingDiverged(AlignkitError):
     """The loss or gradients stayed NaN/Inf for too many steps in a row."""
 
 
+def allow_precision(mixed: str) -> None:
+    """Let this process's next ``Accelerator`` take ``mixed`` as its mixed precision.
+
+    accelerate keeps one state per process and refuses a second precision, so
+    a bf16 run after an fp32 one in the same process (a pipeline, a notebook)
+    would fail. Each run's precision is its own: the per-run state is cleared
+    when it differs; the process group and device (``PartialState``) stay.
+    """
+    from accelerate.state import AcceleratorState
+
+    current = AcceleratorState._shared_state.get("_mixed_precision")
+    if current is not None and current != mixed:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
 class Engine:
     """Optimiser, accumulation, precision, checkpoints, metrics and progress for one run."""
 
@@ -60,6 +75,8 @@ class Engine:
         tracking = {"log_with": self.trackers, "project_dir": run.path / TRACKER_DIR} \
             if self.trackers else {}
         mixed = "bf16" if train.precision == "bf16" else "no"
+        if accelerator is None:
+            allow_precision(mixed)
         self.accelerator = accelerator or Accelerator(
             mixed_precision=mixed, cpu=not torch.cuda.is_available(), **tracking)
         self.state = TrainState()
