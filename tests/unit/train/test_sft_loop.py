@@ -78,6 +78,27 @@ def test_sft_learns_the_toy_task(tmp_path, toy_model, toy_data):
     assert (run.final / "model.safetensors").is_file()
 
 
+def test_sft_learns_the_toy_task_in_bf16_through_the_cpu_attention(tmp_path, toy_model,
+                                                                   toy_data, monkeypatch):
+    """Under bf16 autocast every training pass takes alignkit's CPU attention (both layers of
+    each of the 36 forward passes; evaluation runs without gradients and goes to SDPA), and
+    the task is learnt as in fp32."""
+    from alignkit.config import dump_config
+    from alignkit.models import attention
+
+    calls = []
+    original = attention.matmul_attention
+    monkeypatch.setattr(attention, "matmul_attention",
+                        lambda *args: calls.append(args[0].dtype) or original(*args))
+    cfg = _config(tmp_path, toy_model, toy_data, **{"train.precision": "bf16"})
+    run = RunDir.create(cfg.output_dir, dump_config(cfg))
+    train_sft(cfg, run)
+    rows = read_metrics(run.path)
+    assert len(calls) == 2 * 36 and set(calls) == {torch.bfloat16}
+    assert rows[0]["loss"] > 2.5
+    assert rows[-1]["eval_loss"] < 1.6
+
+
 def test_lora_trains_adapters_and_leaves_the_base(tmp_path, toy_model, toy_data):
     cfg = _config(tmp_path, toy_model, toy_data, **{"peft.enabled": "true", "peft.r": 4,
                                                    "train.epochs": 1})
