@@ -4,10 +4,9 @@ On a CPU under bf16 autocast, torch's SDPA kernel is slow at training
 lengths of a few hundred tokens: for the 3.7M-parameter Llama of
 ``benchmarks/trainer_speed.py`` it took over a third of the forward pass,
 as long as every linear layer together. The same attention written as two
-batched matrix products and a softmax (transformers' ``eager``) trains that
-model 17-24% faster per step at 128-256 tokens, but keeps every layer's
-attention probabilities for backward and loses from about 512 tokens on
-(``docs/benchmarks.md``).
+batched matrix products and a softmax in bf16 (:func:`matmul_attention`)
+made that model's forward and backward 17-26% faster from 128 to 768
+tokens, and 17% slower at 1,024 (``docs/benchmarks.md``).
 
 :func:`matmul_or_sdpa` is an attention function for transformers' attention
 interface that takes the matrix-product route only where it measured faster
