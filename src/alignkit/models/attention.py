@@ -16,6 +16,8 @@ generation and no-grad passes included, to transformers' SDPA function
 unchanged. Beyond what SDPA keeps for backward, it keeps each layer's
 attention probabilities in half precision: ``2·heads·T`` bytes per token and
 layer, which the memory planner counts (:mod:`alignkit.plan.memory`).
+:func:`install` switches a model over; the trainers call it on every model
+they train unless ``model.cpu_attention`` is false.
 """
 
 from __future__ import annotations

@@ -164,9 +164,6 @@ def init_causal_lm_from_config(
 
 
 def _prepare(model, gradient_checkpointing: bool):
-    from alignkit.models.attention import install
-
-    install(model)
     if gradient_checkpointing:
         enable_checkpointing(model)
         model.config.use_cache = False

@@ -103,6 +103,9 @@ def _list(catalogue) -> None:
 @click.option("--lean-activations/--no-lean-activations", default=True, show_default=True,
               help="The trainers' lean RMSNorm and SwiGLU (model.lean_activations; Llama, "
               "Mistral and Qwen2).")
+@click.option("--cpu-attention/--no-cpu-attention", default=True, show_default=True,
+              help="On a CPU, bf16 passes of at most 512 tokens take alignkit's attention, "
+              "which keeps the attention probabilities (model.cpu_attention).")
 @click.option("--critic", type=click.Choice(["shared", "separate"]), default="shared",
               show_default=True, help="PPO's critic: a value head on the policy, or its own "
               "copy of the model (value.model).")
@@ -128,7 +131,7 @@ def _list(catalogue) -> None:
 @click.option("--list", "list_catalogue", is_flag=True, help="List presets and devices.")
 def plan(model, method, reference, gpu, memory, tflops, gpus, zero, dtype, precision, lora_rank,
          lora_targets, quantization, batch_size, grad_accum, seq_len, prompt_len, completion_len,
-         samples, gradient_checkpointing, lean_activations, critic, optimizer,
+         samples, gradient_checkpointing, lean_activations, cpu_attention, critic, optimizer,
          update_in_backward, attention, vocab_size, reward_model, efficiency, compare, as_json,
          catalogues, list_catalogue) -> None:
     """Predict the peak memory of training MODEL with a method, and the time of a step.
@@ -169,6 +172,7 @@ def plan(model, method, reference, gpu, memory, tflops, gpus, zero, dtype, preci
         grad_accum=grad_accum, seq_len=seq_len, prompt_len=prompt_len,
         completion_len=completion_len, samples=samples,
         gradient_checkpointing=gradient_checkpointing, lean_activations=lean_activations,
+        cpu_attention=cpu_attention,
         optimizer=optimizer, update_in_backward=update_in_backward, zero=zero, gpus=gpus,
         attention=attention,
         reward_model=reward_model != "none", separate_critic=critic == "separate")

@@ -89,6 +89,7 @@ def _model_fields(cfg, processes: int) -> dict:
     fields = {"dtype": model.dtype, "precision": cfg.train.precision,
               "gradient_checkpointing": model.gradient_checkpointing,
               "lean_activations": model.lean_activations,
+              "cpu_attention": model.cpu_attention,
               "quantization": "4bit" if model.load_in_4bit else "none",
               "optimizer": "adamw", "gpus": processes}
     if cfg.peft.enabled:

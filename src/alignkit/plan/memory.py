@@ -214,7 +214,7 @@ def _pass_activations(shape: ModelShape, s: PlanSettings, num: Numerics,
 
 def _matmul(s: PlanSettings, num: Numerics, keys: int) -> bool:
     """Whether a full pass over ``keys`` positions takes the matrix-product attention."""
-    return (s.on_cpu and s.attention == "sdpa" and num.compute_bytes < FP32
+    return (s.on_cpu and s.cpu_attention and s.attention == "sdpa" and num.compute_bytes < FP32
             and 1 < keys <= MATMUL_MAX_KEYS)
 
 

@@ -180,6 +180,7 @@ def plan_for_training(model_cfg, method: str, *, peft=None, train=None, data=Non
     fields = {"method": method, "reference": reference, "dtype": model_cfg.dtype,
               "gradient_checkpointing": model_cfg.gradient_checkpointing,
               "lean_activations": getattr(model_cfg, "lean_activations", True),
+              "cpu_attention": getattr(model_cfg, "cpu_attention", True),
               "quantization": "4bit" if getattr(model_cfg, "load_in_4bit", False) else "none"}
     if peft is not None and peft.enabled:
         targets = peft.target_modules

@@ -104,6 +104,7 @@ class PlanSettings:
         on_cpu: the run trains on a CPU, where half-precision passes of at
             most 512 keys take alignkit's matrix-product attention
             (``alignkit.models.attention``); :func:`make_plan` sets it from the device.
+        cpu_attention: the trainers may take that attention (``model.cpu_attention``).
         reward_model: online methods score with a reward model (``False``: a
             Python function or the lab's gold reward).
         separate_critic: PPO's critic is its own copy of the policy's starting
@@ -135,6 +136,7 @@ class PlanSettings:
     reward_model: bool = True
     separate_critic: bool = False
     on_cpu: bool = False
+    cpu_attention: bool = True
 
     @property
     def spec(self) -> MethodSpec:

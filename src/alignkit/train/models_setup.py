@@ -7,6 +7,7 @@ import contextlib
 import torch
 
 from alignkit.errors import AlignkitError
+from alignkit.models.attention import install as install_cpu_attention
 from alignkit.models.lean_ops import make_lean
 from alignkit.models.load import (
     enable_checkpointing,
@@ -50,8 +51,7 @@ def build_policy(model_cfg, peft_cfg, tokenizer, *, seed: int):
             gradient_checkpointing=model_cfg.gradient_checkpointing,
             load_in_4bit=model_cfg.load_in_4bit)
     _align_special_tokens(model, tokenizer)
-    if model_cfg.lean_activations:
-        make_lean(model)
+    use_model_options(model, model_cfg)
     return _with_adapters(model, peft_cfg, task_type="CAUSAL_LM")
 
 
@@ -72,9 +72,16 @@ def build_reward_model(model_cfg, peft_cfg, tokenizer, *, seed: int):
                 allow_pickle=model_cfg.allow_pickle, pad_token_id=tokenizer.pad_token_id)
     if model_cfg.gradient_checkpointing:
         enable_checkpointing(model)
+    use_model_options(model, model_cfg)
+    return _with_adapters(model, peft_cfg, task_type="SEQ_CLS", modules_to_save=["score"])
+
+
+def use_model_options(model, model_cfg) -> None:
+    """Apply ``model.lean_activations`` and ``model.cpu_attention`` to a model to train."""
     if model_cfg.lean_activations:
         make_lean(model)
-    return _with_adapters(model, peft_cfg, task_type="SEQ_CLS", modules_to_save=["score"])
+    if model_cfg.cpu_attention:
+        install_cpu_attention(model)
 
 
 def _with_adapters(model, peft_cfg, *, task_type: str, modules_to_save=None):

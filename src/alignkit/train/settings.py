@@ -37,6 +37,10 @@ class ModelSettings(Section):
         "Llama, Mistral and Qwen2 models: RMSNorm and SwiGLU keep only what their backward "
         "needs (a fifth to a quarter less activation memory, the same forward values, no "
         "extra matrix work). Other architectures are left as they are."))
+    cpu_attention: bool = Field(True, description=(
+        "Models on SDPA attention: bf16 training passes of at most 512 tokens on a CPU take "
+        "alignkit's matrix-product attention (faster there than SDPA's CPU kernel; keeps the "
+        "bf16 attention probabilities). Every other pass runs SDPA as before."))
     trust_remote_code: bool = Field(False, description=(
         "Allow modelling code shipped inside the checkpoint to run. Off by default."))
     allow_pickle: bool = Field(False, description=(

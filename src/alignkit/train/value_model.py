@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from alignkit.models.lean_ops import make_lean
 from alignkit.models.load import init_causal_lm_from_config, load_causal_lm
 from alignkit.models.reward import position_ids_from_mask
+from alignkit.train.models_setup import use_model_options
 from alignkit.train.online_forward import response_logits
 
 
@@ -94,6 +94,5 @@ def build_critic_backbone(model_cfg, value_cfg, vocab_size: int, *, seed: int):
         causal_lm = init_causal_lm_from_config(
             model_cfg.init_from_config, vocab_size=vocab_size, dtype=model_cfg.dtype, seed=seed,
             gradient_checkpointing=model_cfg.gradient_checkpointing)
-    if model_cfg.lean_activations:
-        make_lean(causal_lm)
+    use_model_options(causal_lm, model_cfg)
     return causal_lm.base_model

@@ -148,3 +148,16 @@ def test_install_switches_sdpa_models_only_and_is_not_saved(tmp_path):
     eager = _tiny("eager")
     assert not install(eager)
     assert eager.config._attn_implementation == "eager"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_model_cpu_attention_switches_the_trained_model(toy_model, enabled: bool):
+    from alignkit.models.load import load_tokenizer
+    from alignkit.train.models_setup import build_policy
+    from alignkit.train.settings import ModelSettings, PeftSettings
+
+    tokenizer_dir, config = toy_model
+    model_cfg = ModelSettings(init_from_config=str(config), tokenizer=str(tokenizer_dir),
+                              cpu_attention=enabled)
+    model = build_policy(model_cfg, PeftSettings(), load_tokenizer(tokenizer_dir), seed=0)
+    assert model.config._attn_implementation == (NAME if enabled else "sdpa")

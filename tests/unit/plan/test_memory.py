@@ -237,7 +237,7 @@ def test_cpu_half_precision_passes_count_the_matmul_attention(shape):
     assert policy_activations(shape, s.but(on_cpu=True)) - policy_activations(shape, s) \
         == 128 * 2 * 368 == 94_208
     for other in (s.but(seq_len=513), s.but(dtype="fp32", precision="fp32"),
-                  s.but(attention="eager")):
+                  s.but(attention="eager"), s.but(cpu_attention=False)):
         assert policy_activations(shape, other.but(on_cpu=True)) \
             == policy_activations(shape, other)
 
