@@ -69,10 +69,12 @@ def half_dtype(query: torch.Tensor) -> torch.dtype | None:
     return None
 
 
-def takes_matmul_route(module, query, key, dropout: float, kwargs: dict) -> bool:
+def takes_matmul_route(module, query, key, attention_mask, dropout: float,
+                       kwargs: dict) -> bool:
     """Whether this call is one the matrix-product route serves and measured faster on."""
     q_length, kv_length = query.shape[2], key.shape[2]
     return (query.device.type == "cpu" and half_dtype(query) is not None
+            and (attention_mask is None or attention_mask.dtype == torch.bool)
             and torch.is_grad_enabled() and query.requires_grad
             and q_length == kv_length and 1 < kv_length <= MATMUL_MAX_KEYS
             and (dropout == 0.0 or not module.training)
@@ -95,8 +97,7 @@ def matmul_or_sdpa(module, query, key, value, attention_mask, dropout: float = 0
     """
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
-    if not takes_matmul_route(module, query, key, dropout, kwargs) or \
-            (attention_mask is not None and attention_mask.dtype != torch.bool):
+    if not takes_matmul_route(module, query, key, attention_mask, dropout, kwargs):
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
     groups = getattr(module, "num_key_value_groups", 1)

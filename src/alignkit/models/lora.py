@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,14 @@ def load_adapter(model, adapter_dir: str | Path, *, trainable: bool = True):
 def base_of(model):
     """The transformers model under a peft wrapper (``model`` itself when there is none)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def forward_takes(model, *names: str) -> bool:
+    """Whether the transformers model under any DDP and peft wrappers takes every keyword
+    of ``names`` (the wrappers' own ``forward`` passes keywords on)."""
+    inner = base_of(getattr(model, "module", model))
+    taken = inspect.signature(inner.forward).parameters
+    return all(name in taken for name in names)
 
 
 def is_peft_model(model) -> bool:

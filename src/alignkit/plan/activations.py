@@ -145,7 +145,6 @@ def _attention(shape: ModelShape, num: Numerics, train: Trainable, seq_len: int,
     kept = c * (shape.q_dim + 2 * (shape.q_dim if expanded else shape.kv_dim))
     if matmul:
         kept += shape.heads * seq_len * c
-        eager = True  # the output projection's input is its own tensor, as with eager
     elif eager:
         # softmax keeps its fp32 output; the matmul with V keeps a C-byte copy of it
         probs = FP32 + (c if c < FP32 else 0)
@@ -153,8 +152,10 @@ def _attention(shape: ModelShape, num: Numerics, train: Trainable, seq_len: int,
     else:
         kept += c * shape.q_dim + LSE_BYTES * shape.heads + (c * seq_len if padded else 0)
     out = [lin for lin in shape.linears if lin.role == "attn_out"]
-    # SDPA keeps its output, which is the output projection's input.
-    return kept + _kept_inputs(out, shape.q_dim, c, num, train, already_kept=not eager)
+    # SDPA keeps its output, which is the output projection's input; the other two
+    # hand the projection a tensor of its own.
+    sdpa = not (eager or matmul)
+    return kept + _kept_inputs(out, shape.q_dim, c, num, train, already_kept=sdpa)
 
 
 def _mlp(shape: ModelShape, num: Numerics, train: Trainable) -> int:

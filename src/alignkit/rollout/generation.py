@@ -21,13 +21,12 @@ forward pass whose last ``R + 1`` logit positions score the response.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import torch
 
-from alignkit.models.lora import base_of
+from alignkit.models.lora import forward_takes
 from alignkit.models.reward import position_ids_from_mask
 from alignkit.rollout.kv_cache import reserve
 from alignkit.rollout.llama_decode import LlamaDecoder, lean_decoder
@@ -115,7 +114,7 @@ def dropout_off(model: torch.nn.Module) -> Iterator[None]:
 
 def accepts_logits_to_keep(model) -> bool:
     """Whether the model's forward can compute logits for the last positions only."""
-    return "logits_to_keep" in inspect.signature(base_of(model).forward).parameters
+    return forward_takes(model, "logits_to_keep")
 
 
 def _forward_options(model) -> dict:

@@ -13,11 +13,9 @@ over the same keys in other kernels).
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
-from alignkit.models.lora import base_of
+from alignkit.models.lora import base_of, forward_takes
 from alignkit.models.reward import position_ids_from_mask
 from alignkit.rollout.kv_cache import window_cuts
 
@@ -77,5 +75,4 @@ def _servable(model, length: int) -> bool:
         return False
     if window_cuts(getattr(base, "config", None), length):
         return False
-    taken = inspect.signature(base.forward).parameters
-    return "logits_to_keep" in taken and "past_key_values" in taken
+    return forward_takes(base, "logits_to_keep", "past_key_values")

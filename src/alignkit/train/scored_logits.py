@@ -14,12 +14,10 @@ project's CPU, in fp32 and under bf16 autocast).
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from alignkit.losses.logps import IGNORE_INDEX
-from alignkit.models.lora import base_of
+from alignkit.rollout.generation import accepts_logits_to_keep
 
 Batch = dict[str, torch.Tensor]
 
@@ -37,12 +35,6 @@ def kept_columns(labels: torch.Tensor, mask: torch.Tensor) -> int:
     return labels.shape[1] - int(columns[0, 0])
 
 
-def takes_logits_to_keep(model) -> bool:
-    """Whether the transformers model under any DDP or peft wrapper takes ``logits_to_keep``."""
-    inner = base_of(getattr(model, "module", model))
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
-
-
 def scored_logits(model, batch: Batch, inputs: dict) -> tuple[torch.Tensor, torch.Tensor,
                                                               torch.Tensor]:
     """Run ``model`` on ``inputs``; the logits of the scored tail, with its labels and mask.
@@ -54,7 +46,7 @@ def scored_logits(model, batch: Batch, inputs: dict) -> tuple[torch.Tensor, torc
     """
     labels, mask = batch["labels"], batch["loss_mask"]
     keep = kept_columns(labels, mask)
-    if keep >= labels.shape[1] or not takes_logits_to_keep(model):
+    if keep >= labels.shape[1] or not accepts_logits_to_keep(model):
         return model(**inputs).logits, labels, mask
     logits = model(**inputs, logits_to_keep=keep).logits
     return logits, labels[:, -keep:], mask[:, -keep:]

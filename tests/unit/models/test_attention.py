@@ -79,13 +79,13 @@ def test_matmul_attention_gradients_are_autograds_of_the_formula():
 
 
 def _route(query_len=16, key_len=16, *, grad=True, dtype=torch.bfloat16, autocast=False,
-           dropout=0.0, training=False, **kwargs) -> bool:
+           dropout=0.0, training=False, mask=None, **kwargs) -> bool:
     module = _Module().train(training)
     query = torch.zeros(1, 2, query_len, 8, dtype=dtype, requires_grad=grad)
     key = torch.zeros(1, 2, key_len, 8, dtype=dtype)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), \
             torch.set_grad_enabled(grad):
-        return takes_matmul_route(module, query, key, dropout, kwargs)
+        return takes_matmul_route(module, query, key, mask, dropout, kwargs)
 
 
 def test_the_route_is_taken_only_for_half_precision_training_of_short_full_sequences():
@@ -102,6 +102,8 @@ def test_the_route_is_taken_only_for_half_precision_training_of_short_full_seque
     assert _route(dropout=0.1, training=False)
     assert not _route(softcap=30.0)
     assert not _route(sliding_window=8)
+    assert _route(mask=torch.ones(1, 1, 16, 16, dtype=torch.bool))
+    assert not _route(mask=torch.zeros(1, 1, 16, 16))  # an additive float mask: SDPA
 
 
 @pytest.mark.parametrize("left_padded", [False, True])

@@ -8,7 +8,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from alignkit.losses import sequence_logps
 from alignkit.losses.logps import IGNORE_INDEX
-from alignkit.train.scored_logits import kept_columns, scored_logits, takes_logits_to_keep
+from alignkit.rollout.generation import accepts_logits_to_keep
+from alignkit.train.scored_logits import kept_columns, scored_logits
 
 X = IGNORE_INDEX
 
@@ -73,11 +74,30 @@ class _NoTail(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask)
 
 
+class _Parallel(torch.nn.Module):
+    """Stands in for DDP: the model under ``module``, keywords passed on."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.module = model
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+def test_a_model_under_a_data_parallel_wrapper_keeps_the_tail():
+    batch = _batch()
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    model = _Parallel(_model())
+    assert accepts_logits_to_keep(model)
+    assert scored_logits(model, batch, inputs)[0].shape == (3, 9, 40)
+
+
 @pytest.mark.parametrize("wrap", [False, True])
 def test_models_without_logits_to_keep_get_every_column(wrap: bool):
     batch = _batch()
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     model = _NoTail(_model()) if wrap else _model()
-    assert takes_logits_to_keep(model) is not wrap
+    assert accepts_logits_to_keep(model) is not wrap
     logits, labels, _ = scored_logits(model, batch, inputs)
     assert logits.shape[1] == labels.shape[1] == (12 if wrap else 9)
