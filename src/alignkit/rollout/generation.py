@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from alignkit.models.cache_api import returned_cache, with_cache
 from alignkit.models.lora import forward_takes
 from alignkit.models.reward import position_ids_from_mask
 from alignkit.rollout.kv_cache import reserve
@@ -167,7 +168,7 @@ def generate(
         prefill = model(input_ids=prompt_ids, attention_mask=prompt_mask,
                         position_ids=position_ids_from_mask(prompt_mask), use_cache=True,
                         **_forward_options(model))
-        cache, next_logits = prefill.past_key_values, prefill.logits[:, -1]
+        cache, next_logits = returned_cache(prefill), prefill.logits[:, -1]
         if num_samples > 1:
             cache.batch_repeat_interleave(num_samples)
             next_logits = next_logits.repeat_interleave(num_samples, dim=0)
@@ -192,7 +193,7 @@ class _ModelStep:
     def __init__(self, model, cache, prompt_mask: torch.Tensor, max_new_tokens: int) -> None:
         reserve(cache, max_new_tokens)
         self.model, self.cache, self.attention = model, cache, prompt_mask
-        self.options = _forward_options(model)
+        self.options = {**_forward_options(model), **with_cache(model, cache)}
 
     def keep(self, rows: torch.Tensor) -> None:
         self.cache.batch_select_indices(rows)
@@ -202,8 +203,7 @@ class _ModelStep:
         ones = self.attention.new_ones((self.attention.shape[0], 1))
         self.attention = torch.cat([self.attention, ones], dim=1)
         out = self.model(input_ids=token[:, None], attention_mask=self.attention,
-                         position_ids=position[:, None], past_key_values=self.cache,
-                         use_cache=True, **self.options)
+                         position_ids=position[:, None], use_cache=True, **self.options)
         return out.logits[:, -1]
 
 

@@ -45,7 +45,8 @@ class ReservedLayer(DynamicLayer):
 
     def __init__(self, layer: DynamicLayer, extra: int) -> None:
         super().__init__()
-        self.dtype, self.device, self.is_initialized = layer.dtype, layer.device, True
+        # transformers 5.24 no longer records the layer's dtype; its keys carry it.
+        self.dtype, self.device, self.is_initialized = layer.keys.dtype, layer.device, True
         self._keys, self._values = with_room(layer.keys, extra), with_room(layer.values, extra)
         self._length = layer.keys.shape[-2]
         self._refresh()

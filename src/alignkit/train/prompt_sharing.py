@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from alignkit.models.cache_api import cache_keyword, returned_cache, with_cache
 from alignkit.models.lora import base_of, forward_takes
 from alignkit.models.reward import position_ids_from_mask
 from alignkit.rollout.kv_cache import window_cuts
@@ -26,7 +27,7 @@ def shared_prompt_logits(model, input_ids: torch.Tensor, attention_mask: torch.T
 
     Args:
         model: a causal LM (optionally peft-wrapped) whose forward takes
-            ``logits_to_keep``, ``past_key_values`` and ``position_ids``.
+            ``logits_to_keep``, a KV cache and ``position_ids``.
         input_ids, attention_mask: (N, P + R), prompts left-padded.
         response_width: ``R``.
 
@@ -46,13 +47,13 @@ def shared_prompt_logits(model, input_ids: torch.Tensor, attention_mask: torch.T
     if distinct.shape[0] == input_ids.shape[0]:
         return None
     prompt_ids, prompt_mask = distinct[:, :width], distinct[:, width:].to(attention_mask)
-    cache = model(input_ids=prompt_ids, attention_mask=prompt_mask,
-                  position_ids=position_ids_from_mask(prompt_mask), use_cache=True,
-                  logits_to_keep=1).past_key_values
+    cache = returned_cache(model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                                 position_ids=position_ids_from_mask(prompt_mask),
+                                 use_cache=True, logits_to_keep=1))
     cache.reorder_cache(row_of)
     return model(input_ids=input_ids[:, width:], attention_mask=attention_mask,
                  position_ids=position_ids_from_mask(attention_mask)[:, width:],
-                 past_key_values=cache, use_cache=True).logits
+                 use_cache=True, **with_cache(model, cache)).logits
 
 
 def _servable(model, length: int) -> bool:
@@ -75,4 +76,4 @@ def _servable(model, length: int) -> bool:
         return False
     if window_cuts(getattr(base, "config", None), length):
         return False
-    return forward_takes(base, "logits_to_keep", "past_key_values")
+    return forward_takes(base, "logits_to_keep") and cache_keyword(base) is not None

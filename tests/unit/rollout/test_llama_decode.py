@@ -13,6 +13,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from alignkit.models.cache_api import returned_cache
 from alignkit.models.lean_ops import make_lean
 from alignkit.rollout import generate, left_pad
 from alignkit.rollout.llama_decode import lean_decoder
@@ -41,7 +42,7 @@ def _both(model, **options):
 def _uses_lean(model) -> bool:
     ids, mask = left_pad(PROMPTS, PAD)
     with torch.no_grad():
-        cache = model(input_ids=ids, attention_mask=mask, use_cache=True).past_key_values
+        cache = returned_cache(model(input_ids=ids, attention_mask=mask, use_cache=True))
     return lean_decoder(model, cache, mask, 12) is not None
 
 
