@@ -7,16 +7,19 @@ of a rollout of a 3.7M-parameter Llama, a quarter of the lab model's; see
 ``docs/online-rl.md``). :class:`LlamaDecoder` runs the
 same arithmetic straight from the model's weights: RMSNorm, the q/k/v
 projections, rotary embedding (the model's own cos/sin tables, computed once),
-attention over a cache with room reserved for the whole response, the output
-projection and the SwiGLU MLP. It makes no copy of any weight; a LoRA adapter
-(peft) is applied as its two low-rank products, exactly as peft's forward does.
+attention over a cache with room reserved for the whole response (SDPA, in
+float32 for a half-precision step on a CPU when the model runs
+:mod:`alignkit.models.attention`'s implementation, as its forward then does),
+the output projection and the SwiGLU MLP. It makes no copy of any weight; a
+LoRA adapter (peft) is applied as its two low-rank products, exactly as peft's
+forward does.
 
 :func:`lean_decoder` builds one from a transformers prefill cache, or returns
 ``None`` when the model is anything it does not reproduce exactly (another
 architecture or a subclass, a sliding window shorter than the sequence, a
-dynamic rope, quantised or DoRA layers, a forward hook or a replaced
-``forward`` on any module...); :func:`~alignkit.rollout.generate`
-then decodes through the model's own forward.
+dynamic rope, attention other than SDPA or ``alignkit_cpu``, quantised or
+DoRA layers, a forward hook or a replaced ``forward`` on any module...);
+:func:`~alignkit.rollout.generate` then decodes through the model's own forward.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from alignkit.models import attention
+from alignkit.models.amp_forward import runs_as_wrapped
 from alignkit.models.lean_ops import FAMILIES, LEAN_FORWARDS, rms_norm
 from alignkit.models.lora import base_of
 from alignkit.rollout.kv_cache import window_cuts, with_room
@@ -90,15 +95,15 @@ class _Layer:
 
 
 def _layer_of(layer) -> _Layer | None:
-    attention, mlp = layer.self_attn, layer.mlp
-    parts = [projection_of(getattr(attention, f"{n}_proj")) for n in "qkvo"]
+    self_attn, mlp = layer.self_attn, layer.mlp
+    parts = [projection_of(getattr(self_attn, f"{n}_proj")) for n in "qkvo"]
     parts += [projection_of(getattr(mlp, f"{n}_proj")) for n in ("gate", "up", "down")]
     if any(p is None for p in parts):
         return None
     q, k, v, o, gate, up, down = parts
     return _Layer(layer.input_layernorm.weight, q, k, v, o, layer.post_attention_layernorm.weight,
                   gate, up, down, float(layer.input_layernorm.variance_epsilon),
-                  int(attention.head_dim), float(attention.scaling))
+                  int(self_attn.head_dim), float(self_attn.scaling))
 
 
 def _plain_modules(base) -> bool:
@@ -106,7 +111,9 @@ def _plain_modules(base) -> bool:
 
     A hook or a patched ``forward`` (a test's logit shift, accelerate's device
     placement) changes what the model computes in ways this step cannot see;
-    :func:`~alignkit.models.lean_ops.make_lean`'s replacements compute the same values.
+    :func:`~alignkit.models.lean_ops.make_lean`'s replacements compute the same values,
+    and so does accelerate's mixed-precision wrapper on the model while its autocast
+    is in force (the online trainers sample inside it).
     """
     hooks = torch.nn.modules.module
     if getattr(hooks, "_global_forward_hooks", None) or \
@@ -121,13 +128,16 @@ def _plain_modules(base) -> bool:
         if module._forward_hooks or module._forward_pre_hooks:
             return False
         replaced = module.__dict__.get("forward")
-        if replaced is not None and getattr(replaced, "__func__", None) not in LEAN_FORWARDS:
+        if replaced is None or getattr(replaced, "__func__", None) in LEAN_FORWARDS:
+            continue
+        if module is not base or not runs_as_wrapped(module):
             return False
     return True
 
 
 def _supported_config(config, total_length: int) -> bool:
-    if window_cuts(config, total_length):
+    if window_cuts(config, total_length) or \
+            getattr(config, "_attn_implementation", None) not in ("sdpa", attention.NAME):
         return False
     return (config.model_type in FAMILIES and getattr(config, "hidden_act", None) == "silu"
             and getattr(config, "pretraining_tp", 1) == 1)
@@ -143,10 +153,13 @@ class LlamaDecoder:
         keys, values: per layer, (N, kv_heads, P + max_new_tokens, head_dim)
             buffers whose first ``P`` positions hold the prompt's cache.
         prompt_mask: (N, P) long, 1 at real prompt tokens.
+        attention_dtype: the half dtype whose decoding steps the model's forward would
+            attend in float32 (returning this dtype), or ``None`` for plain SDPA.
     """
 
     def __init__(self, model, layers: list[_Layer], head: Projection, keys: list[torch.Tensor],
-                 values: list[torch.Tensor], prompt_mask: torch.Tensor) -> None:
+                 values: list[torch.Tensor], prompt_mask: torch.Tensor,
+                 attention_dtype: torch.dtype | None = None) -> None:
         inner = model.model
         self.layers, self.keys, self.values = layers, keys, values
         self.embedding = inner.embed_tokens.weight
@@ -155,6 +168,7 @@ class LlamaDecoder:
         self.head = head
         self.head_dim, self.scaling = layers[0].head_dim, layers[0].scaling
         self.heads = layers[0].q.weight.shape[0] // self.head_dim
+        self.attention_dtype = attention_dtype
         self.kv_heads = keys[0].shape[1]
         rows, prompt = prompt_mask.shape
         total = keys[0].shape[2]
@@ -201,9 +215,13 @@ class LlamaDecoder:
             groups = self.heads // self.kv_heads
             seen_keys = seen_keys.repeat_interleave(groups, dim=1)
             seen_values = seen_values.repeat_interleave(groups, dim=1)
-        mixed = F.scaled_dot_product_attention(query, seen_keys, seen_values,
-                                               attn_mask=self.allowed[..., :column + 1],
-                                               scale=self.scaling)  # (n, heads, 1, head_dim)
+        allowed = self.allowed[..., :column + 1]
+        if self.attention_dtype is not None:
+            mixed = attention.float32_decoding_attention(query, seen_keys, seen_values, allowed,
+                                                         self.scaling, self.attention_dtype)
+        else:
+            mixed = F.scaled_dot_product_attention(query, seen_keys, seen_values,
+                                                   attn_mask=allowed, scale=self.scaling)
         return layer.o(mixed.reshape(rows, self.heads * self.head_dim))
 
 
@@ -244,10 +262,23 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
     cached = getattr(cache, "layers", None)
     if any(layer is None for layer in layers) or cached is None or len(cached) != len(layers):
         return None
-    keys, values = [], []
-    for entry in cached:
-        if not getattr(entry, "is_initialized", False) or entry.keys.dim() != 4:
-            return None
-        keys.append(with_room(entry.keys, max_new_tokens))
-        values.append(with_room(entry.values, max_new_tokens))
-    return LlamaDecoder(base, layers, head, keys, values, prompt_mask)
+    if not all(getattr(entry, "is_initialized", False) and entry.keys.dim() == 4
+               for entry in cached):
+        return None
+    keys = [with_room(entry.keys, max_new_tokens) for entry in cached]
+    values = [with_room(entry.values, max_new_tokens) for entry in cached]
+    return LlamaDecoder(base, layers, head, keys, values, prompt_mask,
+                        _decoding_route_dtype(config, keys[0]))
+
+
+def _decoding_route_dtype(config, keys: torch.Tensor) -> torch.dtype | None:
+    """The half dtype of the decoding steps the model's forward would attend in float32.
+
+    A model on :mod:`alignkit.models.attention`'s implementation does so for a
+    step on the CPU in half precision (half keys, or autocast); the step's
+    queries come out of the same projections and rotary products as its keys,
+    so they share the keys' dtype.
+    """
+    if getattr(config, "_attn_implementation", None) != attention.NAME or not keys.is_cpu:
+        return None
+    return attention.half_dtype(keys)

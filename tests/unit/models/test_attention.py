@@ -14,10 +14,13 @@ from alignkit.models.attention import (
     MATMUL_MAX_KEYS,
     NAME,
     causal_allowed,
+    float32_decoding_attention,
     install,
     matmul_attention,
+    takes_float32_decoding_route,
     takes_matmul_route,
 )
+from alignkit.models.cache_api import returned_cache, with_cache
 
 VOCAB = 64
 
@@ -79,13 +82,13 @@ def test_matmul_attention_gradients_are_autograds_of_the_formula():
 
 
 def _route(query_len=16, key_len=16, *, grad=True, dtype=torch.bfloat16, autocast=False,
-           dropout=0.0, training=False, mask=None, **kwargs) -> bool:
+           dropout=0.0, training=False, mask=None, takes=takes_matmul_route, **kwargs) -> bool:
     module = _Module().train(training)
     query = torch.zeros(1, 2, query_len, 8, dtype=dtype, requires_grad=grad)
     key = torch.zeros(1, 2, key_len, 8, dtype=dtype)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), \
             torch.set_grad_enabled(grad):
-        return takes_matmul_route(module, query, key, mask, dropout, kwargs)
+        return takes(module, query, key, mask, dropout, kwargs)
 
 
 def test_the_route_is_taken_only_for_half_precision_training_of_short_full_sequences():
@@ -104,6 +107,62 @@ def test_the_route_is_taken_only_for_half_precision_training_of_short_full_seque
     assert not _route(sliding_window=8)
     assert _route(mask=torch.ones(1, 1, 16, 16, dtype=torch.bool))
     assert not _route(mask=torch.zeros(1, 1, 16, 16))  # an additive float mask: SDPA
+
+
+def test_the_float32_route_is_taken_only_for_half_precision_decoding_steps():
+    def decoding(*args, **kwargs):
+        return _route(*args, takes=takes_float32_decoding_route, **kwargs)
+
+    assert decoding(1, 16, grad=False)
+    assert decoding(1, 1, grad=False)
+    assert decoding(1, 4 * MATMUL_MAX_KEYS, grad=False)  # one query: no T·T scores to bound
+    assert decoding(1, 16, grad=False, dtype=torch.float32, autocast=True)
+    assert decoding(1, 16, grad=False, mask=torch.ones(1, 1, 1, 16, dtype=torch.bool))
+    assert not decoding(1, 16, grad=False, dtype=torch.float32)
+    assert not decoding(1, 16)  # gradients wanted
+    assert not decoding(4, 16, grad=False)  # a chunk of queries
+    assert not decoding(16, 16, grad=False)  # a prefill or scoring pass
+    assert not decoding(1, 16, grad=False, softcap=30.0)
+    assert not decoding(1, 16, grad=False, mask=torch.zeros(1, 1, 1, 16))
+
+
+def test_float32_decoding_attention_matches_a_hand_computed_softmax():
+    # One head, one query (1, 1) over three keys with scores 1, 0, 1 (unit scale),
+    # the last key masked: weights e/(e+1) and 1/(e+1) on values 2 and 4.
+    q = torch.tensor([[[[1.0, 1.0]]]], dtype=torch.bfloat16)
+    k = torch.tensor([[[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]]], dtype=torch.bfloat16)
+    v = torch.tensor([[[[2.0], [4.0], [100.0]]]], dtype=torch.bfloat16)
+    allowed = torch.tensor([True, True, False])[None, None, None]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = float32_decoding_attention(q, k, v, allowed, 1.0, torch.bfloat16)
+    w = math.e / (math.e + 1)
+    assert out.dtype == torch.bfloat16
+    assert out.item() == torch.tensor(2 * w + 4 * (1 - w)).bfloat16().item()
+    assert float32_decoding_attention(q, k, v, None, 1.0, torch.float32).item() == \
+        pytest.approx((2 * math.e + 4 + 100 * math.e) / (2 * math.e + 1), rel=1e-6)
+
+
+@pytest.mark.parametrize("left_padded", [False, True])
+def test_a_decoding_step_through_the_route_agrees_with_sdpa(left_padded: bool, monkeypatch):
+    ids, mask = _batch(left_padded)
+    mask[:, -1] = 1  # every row's last prompt token is real
+    taken = []
+    monkeypatch.setattr(attention, "float32_decoding_attention",
+                        lambda *a: taken.append(a[0].shape) or float32_decoding_attention(*a))
+    step_ids = torch.tensor([[5], [6], [7]])
+    step_mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    logits = {}
+    for name in ("sdpa", NAME):
+        model = _tiny()
+        if name == NAME:
+            assert install(model)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            cache = returned_cache(model(input_ids=ids, attention_mask=mask, use_cache=True))
+            logits[name] = model(input_ids=step_ids, attention_mask=step_mask, use_cache=True,
+                                 **with_cache(model, cache)).logits.float()
+    assert taken == [(3, 4, 1, 16)] * 2  # the step in both layers; the prefill went to SDPA
+    assert torch.allclose(logits[NAME], logits["sdpa"], atol=0.03, rtol=0.02)
+    assert not torch.equal(logits[NAME], logits["sdpa"]), "the route must have been taken"
 
 
 @pytest.mark.parametrize("left_padded", [False, True])

@@ -13,6 +13,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from alignkit.models.attention import float32_decoding_attention as _float32_attention
 from alignkit.models.cache_api import returned_cache
 from alignkit.models.lean_ops import make_lean
 from alignkit.rollout import generate, left_pad
@@ -133,3 +134,49 @@ def test_a_hooked_module_sends_decoding_through_the_forward():
                       generator=torch.Generator().manual_seed(3))
     sevens = int((hooked.response_ids == 7).sum())
     assert sevens > 3 * int((unhooked.response_ids == 7).sum()) and sevens > 10
+
+
+def test_an_accelerate_bf16_model_decodes_lean_inside_its_autocast():
+    """accelerate's mixed-precision wrapper on forward is the autocast the trainers sample in."""
+    from accelerate import Accelerator
+
+    from alignkit.train.engine import allow_precision
+
+    allow_precision("bf16")
+    accelerator = Accelerator(mixed_precision="bf16", cpu=True)
+    config = LlamaConfig(**SHAPE, num_key_value_heads=4)
+    model = accelerator.prepare(_model(LlamaForCausalLM, config, torch.float32))
+    assert "forward" in model.__dict__, "accelerate wraps forward on the instance"
+    assert not _uses_lean(model), "outside the autocast the lean step would compute in fp32"
+    with accelerator.autocast():
+        assert _uses_lean(model)
+        lean, plain = _both(model, temperature=1.0)
+    _assert_same(lean, plain)
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert not _uses_lean(model), "another autocast than the wrapper's"
+    allow_precision("no")
+
+
+def test_the_cpu_attention_s_decoding_steps_are_reproduced_under_autocast(monkeypatch):
+    from alignkit.models import attention
+
+    taken = []
+    monkeypatch.setattr(attention, "float32_decoding_attention",
+                        lambda *a: taken.append(a[0].shape[2]) or _float32_attention(*a))
+    model = _model(LlamaForCausalLM, LlamaConfig(**SHAPE, num_key_value_heads=2), torch.float32)
+    assert attention.install(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _uses_lean(model)
+        lean, plain = _both(model, temperature=1.0)
+    _assert_same(lean, plain)
+    assert taken and set(taken) == {1}, "both runs' decoding steps take the float32 route"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sdpa_run = _both(_model(LlamaForCausalLM, LlamaConfig(**SHAPE, num_key_value_heads=2),
+                                torch.float32), temperature=1.0)[0]
+    assert not torch.equal(lean.logps, sdpa_run.logps)
+
+
+def test_other_attention_implementations_decode_through_their_forward():
+    model = _model(LlamaForCausalLM, LlamaConfig(**SHAPE, num_key_value_heads=4,
+                                                 attn_implementation="eager"))
+    assert not _uses_lean(model)
