@@ -12,8 +12,10 @@ tokens, and 17% slower at 1,024 (``docs/benchmarks.md``).
 interface with two routes for half precision (bf16 or fp16 inputs, or CPU
 autocast) on a CPU, each where it measured faster, and no dropout:
 
-- training passes (gradients wanted, a full sequence of at most
-  :data:`MATMUL_MAX_KEYS` keys) take the matrix-product route;
+- training passes (gradients wanted, at most :data:`MATMUL_MAX_KEYS` keys:
+  a full sequence, or the last positions of one over a cache of the first,
+  as when RLOO and GRPO share a prompt between samples) take the
+  matrix-product route;
 - decoding steps (one query per row, no gradients) run SDPA in float32
   (:func:`float32_decoding_attention`): for 16 rows of 4 heads, SDPA's bf16
   kernel took 124 µs over 40 keys and 242 µs over 90, its float32 kernel 38
@@ -59,9 +61,10 @@ def matmul_attention(query, key, value, allowed, scale: float) -> torch.Tensor:
     return torch.matmul(torch.softmax(scores, dim=-1), value)
 
 
-def causal_allowed(length: int, device) -> torch.Tensor:
-    """(1, 1, T, T) bool: query ``q`` may attend to key ``k`` when ``k <= q``."""
-    return torch.ones(length, length, dtype=torch.bool, device=device).tril_()[None, None]
+def causal_allowed(queries: int, keys: int, device) -> torch.Tensor:
+    """(1, 1, Q, K) bool: the last ``Q`` of ``K`` positions, each attending to itself and before."""
+    ones = torch.ones(queries, keys, dtype=torch.bool, device=device)
+    return ones.tril_(diagonal=keys - queries)[None, None]
 
 
 def half_dtype(query: torch.Tensor) -> torch.dtype | None:
@@ -86,7 +89,7 @@ def takes_matmul_route(module, query, key, attention_mask, dropout: float,
     q_length, kv_length = query.shape[2], key.shape[2]
     return (_half_precision_call(module, query, attention_mask, dropout, kwargs)
             and torch.is_grad_enabled() and query.requires_grad
-            and q_length == kv_length and 1 < kv_length <= MATMUL_MAX_KEYS)
+            and q_length <= kv_length and 1 < kv_length <= MATMUL_MAX_KEYS)
 
 
 def takes_float32_decoding_route(module, query, key, attention_mask, dropout: float,
@@ -135,7 +138,7 @@ def matmul_or_sdpa(module, query, key, value, attention_mask, dropout: float = 0
         out = float32_decoding_attention(query, key, value, attention_mask, scale, dtype)
     else:
         allowed = attention_mask if attention_mask is not None \
-            else causal_allowed(query.shape[2], query.device)
+            else causal_allowed(query.shape[2], key.shape[2], query.device)
         with torch.autocast("cpu", enabled=False):
             out = matmul_attention(query.to(dtype), key.to(dtype), value.to(dtype), allowed,
                                    scale)

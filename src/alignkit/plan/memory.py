@@ -193,8 +193,9 @@ def _pass_activations(shape: ModelShape, s: PlanSettings, num: Numerics,
     With shared prompts the prompts but their last token run once, and every
     row runs its last prompt token and its completion on top of their cache.
     That second pass always has an attention mask (its queries are fewer than
-    its keys), so SDPA expands grouped key/value heads, and each row's
-    attention keeps its own copy of the prompt's keys and values.
+    its keys), so SDPA expands grouped key/value heads, as the matrix-product
+    attention always does, and each row's attention keeps its own copy of the
+    prompt's keys and values.
     """
     options = dict(checkpointing=s.gradient_checkpointing, eager=s.attention == "eager")
     if not s.shares_prompts:
@@ -206,14 +207,14 @@ def _pass_activations(shape: ModelShape, s: PlanSettings, num: Numerics,
                                    **options)
     row_part = activation_bytes(shape, num, train, rows=s.train_rows,
                                 seq_len=s.completion_len + 1, key_len=s.row_len, padded=True,
-                                **options)
+                                matmul=_matmul(s, num, s.row_len), **options)
     width = shape.q_dim if shape.kv_heads < shape.heads else shape.kv_dim
     kv_copies = s.train_rows * (s.prompt_len - 1) * shape.layers * 2 * width * num.compute_bytes
     return prompt_part + row_part + kv_copies
 
 
 def _matmul(s: PlanSettings, num: Numerics, keys: int) -> bool:
-    """Whether a full pass over ``keys`` positions takes the matrix-product attention."""
+    """Whether a pass attending over ``keys`` positions takes the matrix-product attention."""
     return (s.on_cpu and s.cpu_attention and s.attention == "sdpa" and num.compute_bytes < FP32
             and 1 < keys <= MATMUL_MAX_KEYS)
 

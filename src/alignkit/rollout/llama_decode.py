@@ -24,8 +24,6 @@ DoRA layers, a forward hook or a replaced ``forward`` on any module...);
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
@@ -33,77 +31,15 @@ from alignkit.models import attention
 from alignkit.models.amp_forward import runs_as_wrapped
 from alignkit.models.lean_ops import FAMILIES, LEAN_FORWARDS, rms_norm
 from alignkit.models.lora import base_of
+from alignkit.rollout.decode_weights import (
+    Layer,
+    Projection,
+    cpu_autocast_dtype,
+    half_copies,
+    layer_of,
+    projection_of,
+)
 from alignkit.rollout.kv_cache import window_cuts, with_room
-
-
-@dataclass(frozen=True)
-class Projection:
-    """A linear map as weights: ``x @ W.T + b`` plus each LoRA term ``s · (x @ A.T) @ B.T``."""
-
-    weight: torch.Tensor
-    bias: torch.Tensor | None
-    lora: tuple[tuple[torch.Tensor, torch.Tensor, float], ...] = ()
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.linear(x, self.weight, self.bias)
-        if not self.lora:
-            return out
-        total = out  # peft adds in the wider dtype and casts back once
-        for down, up, scale in self.lora:
-            total = total + F.linear(F.linear(x.to(down.dtype), down), up) * scale
-        return total.to(out.dtype)
-
-
-def projection_of(module) -> Projection | None:
-    """The :class:`Projection` of a plain ``nn.Linear`` or a peft LoRA linear; else ``None``."""
-    if type(module) is torch.nn.Linear:
-        return Projection(module.weight, module.bias)
-    base = getattr(module, "base_layer", None)
-    if type(base) is not torch.nn.Linear or not hasattr(module, "lora_A"):
-        return None
-    if getattr(module, "merged", False) or getattr(module, "disable_adapters", False):
-        return Projection(base.weight, base.bias)  # merged: the base already holds the update
-    if getattr(module, "fan_in_fan_out", False):
-        return None
-    terms = []
-    for name in module.active_adapters:
-        if name not in module.lora_A:
-            continue
-        if module.use_dora.get(name, False) or getattr(module, "lora_variant", {}).get(name):
-            return None
-        down, up = module.lora_A[name], module.lora_B[name]
-        if type(down) is not torch.nn.Linear or type(up) is not torch.nn.Linear:
-            return None
-        terms.append((down.weight, up.weight, float(module.scaling[name])))
-    return Projection(base.weight, base.bias, tuple(terms))
-
-
-@dataclass(frozen=True)
-class _Layer:
-    input_norm: torch.Tensor
-    q: Projection
-    k: Projection
-    v: Projection
-    o: Projection
-    post_norm: torch.Tensor
-    gate: Projection
-    up: Projection
-    down: Projection
-    eps: float
-    head_dim: int
-    scaling: float
-
-
-def _layer_of(layer) -> _Layer | None:
-    self_attn, mlp = layer.self_attn, layer.mlp
-    parts = [projection_of(getattr(self_attn, f"{n}_proj")) for n in "qkvo"]
-    parts += [projection_of(getattr(mlp, f"{n}_proj")) for n in ("gate", "up", "down")]
-    if any(p is None for p in parts):
-        return None
-    q, k, v, o, gate, up, down = parts
-    return _Layer(layer.input_layernorm.weight, q, k, v, o, layer.post_attention_layernorm.weight,
-                  gate, up, down, float(layer.input_layernorm.variance_epsilon),
-                  int(self_attn.head_dim), float(self_attn.scaling))
 
 
 def _plain_modules(base) -> bool:
@@ -157,7 +93,7 @@ class LlamaDecoder:
             attend in float32 (returning this dtype), or ``None`` for plain SDPA.
     """
 
-    def __init__(self, model, layers: list[_Layer], head: Projection, keys: list[torch.Tensor],
+    def __init__(self, model, layers: list[Layer], head: Projection, keys: list[torch.Tensor],
                  values: list[torch.Tensor], prompt_mask: torch.Tensor,
                  attention_dtype: torch.dtype | None = None) -> None:
         inner = model.model
@@ -197,19 +133,20 @@ class LlamaDecoder:
         for layer, keys, values in zip(self.layers, self.keys, self.values, strict=True):
             hidden = hidden + self._attend(layer, keys, values, hidden, cos, sin, column)
             normed = rms_norm(hidden, layer.post_norm, layer.eps)[0]
-            hidden = hidden + layer.down(F.silu(layer.gate(normed)) * layer.up(normed))
+            hidden = hidden + layer.mlp(normed)
         self.column = column + 1
         return self.head(rms_norm(hidden, self.final_norm, self.final_eps)[0])
 
-    def _attend(self, layer: _Layer, keys: torch.Tensor, values: torch.Tensor,
+    def _attend(self, layer: Layer, keys: torch.Tensor, values: torch.Tensor,
                 hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 column: int) -> torch.Tensor:
         rows = hidden.shape[0]
         normed = rms_norm(hidden, layer.input_norm, layer.eps)[0]
-        query = _rotate(layer.q(normed).view(rows, self.heads, 1, self.head_dim), cos, sin)
-        keys[:, :, column] = _rotate(layer.k(normed).view(rows, self.kv_heads, 1, self.head_dim),
+        query, key, value = layer.query_key_value(normed)
+        query = _rotate(query.view(rows, self.heads, 1, self.head_dim), cos, sin)
+        keys[:, :, column] = _rotate(key.view(rows, self.kv_heads, 1, self.head_dim),
                                      cos, sin)[:, :, 0]
-        values[:, :, column] = layer.v(normed).view(rows, self.kv_heads, self.head_dim)
+        values[:, :, column] = value.view(rows, self.kv_heads, self.head_dim)
         seen_keys, seen_values = keys[:, :, :column + 1], values[:, :, :column + 1]
         if self.kv_heads != self.heads:
             groups = self.heads // self.kv_heads
@@ -253,7 +190,7 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
     if rope is None or "dynamic" in rope:
         return None
     try:
-        layers = [_layer_of(layer) for layer in inner.layers]
+        layers = [layer_of(layer) for layer in inner.layers]
     except AttributeError:  # modules laid out differently: not a model this step reproduces
         return None
     if not hasattr(getattr(inner, "norm", None), "variance_epsilon") or \
@@ -265,6 +202,9 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
     if not all(getattr(entry, "is_initialized", False) and entry.keys.dim() == 4
                for entry in cached):
         return None
+    half = cpu_autocast_dtype() if prompt_mask.is_cpu else None
+    if half is not None:
+        layers = [half_copies(layer, half) for layer in layers]
     keys = [with_room(entry.keys, max_new_tokens) for entry in cached]
     values = [with_room(entry.values, max_new_tokens) for entry in cached]
     return LlamaDecoder(base, layers, head, keys, values, prompt_mask,

@@ -56,7 +56,7 @@ def test_matmul_attention_matches_a_hand_computed_causal_softmax():
     # with scores q1·k0 = 0 and q1·k1 = 1.
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)[None, None]
     v = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)[None, None]
-    out = matmul_attention(q, q.clone(), v, causal_allowed(2, "cpu"), 1.0)
+    out = matmul_attention(q, q.clone(), v, causal_allowed(2, 2, "cpu"), 1.0)
     w = math.e / (1 + math.e)
     expected = torch.tensor([[1.0, 2.0], [(1 - w) * 1 + w * 3, (1 - w) * 2 + w * 4]],
                             dtype=torch.float64)
@@ -67,7 +67,7 @@ def test_matmul_attention_gradients_are_autograds_of_the_formula():
     g = torch.Generator().manual_seed(2)
     q, k, v = (torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
                for _ in range(3))
-    allowed = causal_allowed(5, "cpu").expand(2, 1, 5, 5).clone()
+    allowed = causal_allowed(5, 5, "cpu").expand(2, 1, 5, 5).clone()
     allowed[0, :, :, 0] = False  # a padded first key in row 0
     allowed[0, :, 0, 0] = True  # ...which its own query still sees, so no row is empty
 
@@ -91,7 +91,7 @@ def _route(query_len=16, key_len=16, *, grad=True, dtype=torch.bfloat16, autocas
         return takes(module, query, key, mask, dropout, kwargs)
 
 
-def test_the_route_is_taken_only_for_half_precision_training_of_short_full_sequences():
+def test_the_route_is_taken_only_for_half_precision_training_over_few_keys():
     assert _route()
     assert _route(dtype=torch.float16)
     assert _route(dtype=torch.float32, autocast=True)  # rotary turned the queries float32
@@ -99,7 +99,10 @@ def test_the_route_is_taken_only_for_half_precision_training_of_short_full_seque
     assert not _route(MATMUL_MAX_KEYS + 1, MATMUL_MAX_KEYS + 1)
     assert not _route(dtype=torch.float32)
     assert not _route(grad=False)
-    assert not _route(1, 16)  # a step on a cache
+    assert _route(4, 16)  # the last positions over a cache of the first (shared prompts)
+    assert _route(1, 16)
+    assert not _route(16, 4)  # more queries than keys: not a causal pass
+    assert not _route(4, MATMUL_MAX_KEYS + 1)
     assert not _route(1, 1)
     assert not _route(dropout=0.1, training=True)
     assert _route(dropout=0.1, training=False)
@@ -165,27 +168,57 @@ def test_a_decoding_step_through_the_route_agrees_with_sdpa(left_padded: bool, m
     assert not torch.equal(logits[NAME], logits["sdpa"]), "the route must have been taken"
 
 
-@pytest.mark.parametrize("left_padded", [False, True])
-def test_a_model_trains_through_the_route_as_through_sdpa(left_padded: bool, monkeypatch):
-    ids, mask = _batch(left_padded)
-    taken = []
-    monkeypatch.setattr(attention, "matmul_attention",
-                        lambda *a: taken.append(a[0].shape) or matmul_attention(*a))
+def _trains_as_through_sdpa(forward) -> None:
+    """A bf16 training pass, ``forward(model)`` giving float logits, through SDPA and through
+    the route from the same initial model: logits and layer 0's q_proj gradient agree."""
     results = {}
     for name in ("sdpa", NAME):
         model = _tiny()
         if name == NAME:
             assert install(model)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        (logits * mask[..., None]).square().mean().backward()
-        grad = model.model.layers[0].self_attn.q_proj.weight.grad
-        results[name] = (logits[mask.bool()], grad)
-    assert len(taken) == 2  # both layers, with the bf16 queries of all heads
+            logits = forward(model)
+        logits.square().mean().backward()
+        results[name] = (logits, model.model.layers[0].self_attn.q_proj.weight.grad)
     (sdpa_logits, sdpa_grad), (ours_logits, ours_grad) = results["sdpa"], results[NAME]
     # bf16 products in both: agreement to bf16's rounding, not bit for bit.
     assert torch.allclose(ours_logits, sdpa_logits, atol=0.03, rtol=0.02)
     assert torch.allclose(ours_grad, sdpa_grad, atol=0.02 * sdpa_grad.abs().max())
+
+
+@pytest.mark.parametrize("left_padded", [False, True])
+def test_a_model_trains_through_the_route_as_through_sdpa(left_padded: bool, monkeypatch):
+    ids, mask = _batch(left_padded)
+    taken = []
+    monkeypatch.setattr(attention, "matmul_attention",
+                        lambda *a: taken.append(a[0].shape) or matmul_attention(*a))
+    _trains_as_through_sdpa(
+        lambda model: model(input_ids=ids, attention_mask=mask).logits.float() * mask[..., None])
+    assert len(taken) == 2  # both layers, with the bf16 queries of all heads
+
+
+@pytest.mark.parametrize("left_padded", [False, True])
+def test_a_pass_over_a_cache_trains_through_the_route_as_through_sdpa(left_padded, monkeypatch):
+    """GRPO's shared-prompt pass: 4 rows' last 9 positions over a cache of 12 prompt keys."""
+    from alignkit.train.prompt_sharing import shared_prompt_logits
+
+    gen = torch.Generator().manual_seed(0)
+    prompts = torch.randint(4, VOCAB, (2, 12), generator=gen).repeat_interleave(2, dim=0)
+    ids = torch.cat([prompts, torch.randint(4, VOCAB, (4, 8), generator=gen)], dim=1)
+    mask = torch.ones_like(ids)
+    mask[:2, :3] = int(not left_padded)
+    taken = []
+    monkeypatch.setattr(attention, "matmul_attention",
+                        lambda *a: taken.append((a[0].shape[2], a[1].shape[2]))
+                        or matmul_attention(*a))
+    _trains_as_through_sdpa(lambda model: shared_prompt_logits(model, ids, mask, 8).float())
+    # (queries, keys): the 11-token prompt pass, then 9 positions over 20 keys, per layer
+    assert taken == [(11, 11), (11, 11), (9, 20), (9, 20)]
+
+
+def test_causal_allowed_places_the_queries_last():
+    assert causal_allowed(2, 4, "cpu").tolist() == [[[[True, True, True, False],
+                                                      [True, True, True, True]]]]
 
 
 def test_other_calls_fall_back_to_sdpa_bit_for_bit():

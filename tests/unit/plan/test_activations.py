@@ -170,8 +170,9 @@ def test_layer_bytes_by_hand():
     assert layer_bytes_per_token(shape, num, train, SEQ, padded=True) == 4_888 + 256 + 128
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16-cpu-attention"])
 @pytest.mark.parametrize("padded", [False, True])
-def test_shared_prompt_pass_equals_the_saved_tensors(tmp_path, padded):
+def test_shared_prompt_pass_equals_the_saved_tensors(tmp_path, padded, precision):
     """RLOO/GRPO's pass that runs each prompt once (2 prompts of P=12 tokens, k=2, R=8
     response tokens): the prompts but their last token once, each row's last prompt token and
     response over the cache, and each row's copy of the prompt's keys and values, expanded to
@@ -179,13 +180,19 @@ def test_shared_prompt_pass_equals_the_saved_tensors(tmp_path, padded):
     positions (cos and sin, 16 x 4 bytes each per token of both passes), the id storages the
     embeddings keep (the whole 4 x 20 ids and the 2 x 22 prompt ids-and-mask rows, where the
     formula counts 8 bytes per token of each pass) and the cache's 4 row indices; taken away:
-    the prompt pass's final-norm output and head input (2 x 64 x 4 bytes per prompt token),
-    which autograd frees with the prompt's unused logit."""
+    the prompt pass's final-norm output and head input (2 x 64 x 4 bytes per prompt token;
+    the head's input is a 2-byte copy under autocast), which autograd frees with the prompt's
+    unused logit. Under bf16 autocast with alignkit's CPU attention both passes take the
+    matrix-product route, and autocast's bf16 weight copies are kept too."""
+    from alignkit.models.attention import install
     from alignkit.plan.memory import _pass_activations
     from alignkit.plan.settings import PlanSettings
     from alignkit.train.prompt_sharing import shared_prompt_logits
 
     model = _model(tmp_path, dtype="fp32")
+    bf16 = precision != "fp32"
+    if bf16:
+        assert install(model)
     prompt_len, response = 12, 8
     gen = torch.Generator().manual_seed(0)
     prompts = torch.randint(4, 96, (2, prompt_len), generator=gen).repeat_interleave(2, dim=0)
@@ -193,16 +200,22 @@ def test_shared_prompt_pass_equals_the_saved_tensors(tmp_path, padded):
     mask = torch.ones_like(ids)
     if padded:
         mask[:2, :3] = 0  # the first prompt left-padded
-    kept = _saved_storages(lambda: shared_prompt_logits(model, ids, mask, response), model)
-    settings = PlanSettings("grpo", dtype="fp32", precision="fp32", batch_size=2, samples=2,
-                            prompt_len=prompt_len, completion_len=response, padded=padded)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        kept = _saved_storages(lambda: shared_prompt_logits(model, ids, mask, response), model)
+    settings = PlanSettings("grpo", dtype="fp32", precision="bf16" if bf16 else "fp32",
+                            batch_size=2, samples=2, prompt_len=prompt_len,
+                            completion_len=response, padded=padded, on_cpu=True)
     assert settings.shares_prompts
     shape = describe_model("tiny", CONFIG)
-    predicted = _pass_activations(shape, settings, Numerics(4, False), Trainable.everything())
+    num = Numerics(4, bf16)
+    predicted = _pass_activations(shape, settings, num, Trainable.everything())
+    if bf16:
+        predicted += (weight_copy_bytes(shape, num, Trainable.everything())
+                      + head_copy_bytes(shape, num))
     row_tokens, prompt_tokens = 4 * 9, 2 * 11
     rotary = 2 * 16 * 4 * (row_tokens + prompt_tokens)
     ids_left_out = 8 * (4 * 20 - row_tokens) + 8 * (2 * 22 - prompt_tokens) + 4 * 8
-    freed = prompt_tokens * 2 * 64 * 4
+    freed = prompt_tokens * 64 * (4 + (2 if bf16 else 4))
     assert predicted + rotary + ids_left_out - freed == kept
 
 

@@ -100,3 +100,19 @@ def test_same_seed_same_draws_other_seed_other_draws():
 def test_negative_temperature_is_refused():
     with pytest.raises(ValueError, match="temperature"):
         sample_next_token(torch.zeros(1, 3), temperature=-1.0)
+
+
+@pytest.mark.parametrize("shape", [(16, 1024), (3, 7), (1, 100_003)])
+def test_exponential_draws_are_exponential_s_own_values_from_the_same_stream(shape):
+    from alignkit.rollout.sampling import exponential_draws
+
+    ours, torchs = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    for _ in range(3):  # consecutive draws stay in step
+        expected = torch.empty(shape).exponential_(1, generator=torchs)
+        drawn = exponential_draws(torch.zeros(shape), ours)
+        assert drawn.dtype == torch.float32 and torch.equal(drawn, expected)
+    assert torch.equal(ours.get_state(), torchs.get_state())
+    torch.manual_seed(4)
+    from_global = exponential_draws(torch.zeros(shape), None)
+    torch.manual_seed(4)
+    assert torch.equal(from_global, torch.empty(shape).exponential_(1))
