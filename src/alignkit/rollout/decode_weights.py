@@ -5,8 +5,9 @@ read from an ``nn.Linear`` or a peft LoRA linear without copying a weight; a
 :class:`Layer` holds one decoder layer's. :func:`half_copies` prepares a
 layer for a rollout under half-precision CPU autocast: autocast casts each
 weight at every product and, for a trainable weight, keeps that copy for the
-whole autocast region. For q/k/v and gate/up the step makes those copies
-itself, once per rollout, joined into one product each
+whole autocast region. The step makes those copies itself, once per rollout,
+in oneDNN's own layout where it takes bf16 (:class:`PackedProjection`), and
+joins q/k/v into one product and gate/up into another
 (for the 3.7M-parameter benchmark Llama, 16 rows in bf16: 50 µs against 25
 for q/k/v, 46 against 32 for gate/up). The joined product's columns are the
 separate products' bit for bit on the kernels tested
@@ -17,6 +18,7 @@ autocast does not hold.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import torch
@@ -39,6 +41,24 @@ class Projection:
         for down, up, scale in self.lora:
             total = total + F.linear(F.linear(x.to(down.dtype), down), up) * scale
         return total.to(out.dtype)
+
+
+@dataclass(frozen=True)
+class PackedProjection:
+    """A plain linear map in half precision, its weight laid out once for oneDNN's kernels.
+
+    Plain ``F.linear`` in bf16 goes through the same kernels but prepares the
+    weight at every call: 16 rows through the 3.7M-parameter benchmark Llama's
+    q/k/v took 17.5 µs against 24.8, its head 19.8 against 27.0, with equal results.
+    """
+
+    packed: torch.Tensor
+    bias: torch.Tensor | None
+    dtype: torch.dtype
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x.to(self.dtype), self.packed, self.bias,
+                                                  "none", [], "")
 
 
 def projection_of(module) -> Projection | None:
@@ -71,16 +91,16 @@ class Layer:
     q: Projection
     k: Projection
     v: Projection
-    o: Projection
+    o: Projection | PackedProjection
     post_norm: torch.Tensor
     gate: Projection
     up: Projection
-    down: Projection
+    down: Projection | PackedProjection
     eps: float
     head_dim: int
     scaling: float
-    qkv: Projection | None = None      # q, k and v joined (see half_copies)
-    gate_up: Projection | None = None  # gate and up joined
+    qkv: Projection | PackedProjection | None = None      # q, k and v joined (half_copies)
+    gate_up: Projection | PackedProjection | None = None  # gate and up joined
 
     def query_key_value(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(n, hidden) -> the q, k and v projections of ``x``."""
@@ -119,26 +139,50 @@ def cpu_autocast_dtype() -> torch.dtype | None:
     return dtype if dtype in (torch.bfloat16, torch.float16) else None
 
 
-def half_copies(layer: Layer, dtype: torch.dtype) -> Layer:
-    """``layer`` with q/k/v and gate/up each joined into one product, in ``dtype``.
+def half_copies(layer: Layer, dtype: torch.dtype, rows: int) -> Layer:
+    """``layer`` with q/k/v and gate/up joined into one product each, in ``dtype``.
 
-    A group is joined only when every member is plain (no adapter terms) and
-    trainable, and all or none have a bias; the others stay as they are.
+    Groups (and the output and down projections, alone) are copied only where
+    autocast keeps a copy of every member (:func:`autocast_keeps`) and all or
+    none have a bias; the others stay as they are. ``rows``: the batch the
+    copies are laid out for.
     """
-    joined = {}
-    for name, parts in (("qkv", (layer.q, layer.k, layer.v)), ("gate_up", (layer.gate, layer.up))):
-        if all(_autocast_keeps(p) for p in parts) and len({p.bias is None for p in parts}) == 1:
-            joined[name] = _joined(parts, dtype)
-    return replace(layer, **joined)
+    copies = {}
+    groups = {"qkv": (layer.q, layer.k, layer.v), "gate_up": (layer.gate, layer.up),
+              "o": (layer.o,), "down": (layer.down,)}
+    for name, parts in groups.items():
+        if all(autocast_keeps(p) for p in parts) and len({p.bias is None for p in parts}) == 1:
+            weight = torch.cat([p.weight.detach() for p in parts])
+            bias = None if parts[0].bias is None else \
+                torch.cat([p.bias.detach() for p in parts])
+            copies[name] = half_projection(weight, bias, dtype, rows)
+    return replace(layer, **copies)
 
 
-def _autocast_keeps(projection: Projection) -> bool:
+def autocast_keeps(projection: Projection) -> bool:
     """Whether autocast would keep a copy of the projection's weights for the whole region."""
     return not projection.lora and projection.weight.requires_grad and \
         (projection.bias is None or projection.bias.requires_grad)
 
 
-def _joined(parts: tuple[Projection, ...], dtype: torch.dtype) -> Projection:
-    weight = torch.cat([p.weight.detach() for p in parts]).to(dtype)
-    bias = None if parts[0].bias is None else torch.cat([p.bias.detach() for p in parts]).to(dtype)
+def half_projection(weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype,
+                    rows: int) -> Projection | PackedProjection:
+    """``x @ W.T + b`` in ``dtype``: packed for oneDNN where it takes bf16, else plain."""
+    weight = weight.detach().to(dtype)
+    bias = None if bias is None else bias.detach().to(dtype)
+    if dtype == torch.bfloat16 and _onednn_bf16():
+        try:
+            return PackedProjection(torch.ops.mkldnn._reorder_linear_weight(weight, rows),
+                                    bias, dtype)
+        except (RuntimeError, AttributeError):  # a torch without the op: plain products
+            pass
     return Projection(weight, bias)
+
+
+@functools.cache
+def _onednn_bf16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (RuntimeError, AttributeError):
+        return False

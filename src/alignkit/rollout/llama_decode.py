@@ -33,9 +33,12 @@ from alignkit.models.lean_ops import FAMILIES, LEAN_FORWARDS, rms_norm
 from alignkit.models.lora import base_of
 from alignkit.rollout.decode_weights import (
     Layer,
+    PackedProjection,
     Projection,
+    autocast_keeps,
     cpu_autocast_dtype,
     half_copies,
+    half_projection,
     layer_of,
     projection_of,
 )
@@ -93,7 +96,8 @@ class LlamaDecoder:
             attend in float32 (returning this dtype), or ``None`` for plain SDPA.
     """
 
-    def __init__(self, model, layers: list[Layer], head: Projection, keys: list[torch.Tensor],
+    def __init__(self, model, layers: list[Layer], head: Projection | PackedProjection,
+                 keys: list[torch.Tensor],
                  values: list[torch.Tensor], prompt_mask: torch.Tensor,
                  attention_dtype: torch.dtype | None = None) -> None:
         inner = model.model
@@ -204,7 +208,10 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
         return None
     half = cpu_autocast_dtype() if prompt_mask.is_cpu else None
     if half is not None:
-        layers = [half_copies(layer, half) for layer in layers]
+        rows = prompt_mask.shape[0]
+        layers = [half_copies(layer, half, rows) for layer in layers]
+        if autocast_keeps(head):
+            head = half_projection(head.weight, head.bias, half, rows)
     keys = [with_room(entry.keys, max_new_tokens) for entry in cached]
     values = [with_room(entry.values, max_new_tokens) for entry in cached]
     return LlamaDecoder(base, layers, head, keys, values, prompt_mask,

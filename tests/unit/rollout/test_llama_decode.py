@@ -40,11 +40,15 @@ def _both(model, **options):
     return runs
 
 
-def _uses_lean(model) -> bool:
+def _decoder(model):
     ids, mask = left_pad(PROMPTS, PAD)
     with torch.no_grad():
         cache = returned_cache(model(input_ids=ids, attention_mask=mask, use_cache=True))
-    return lean_decoder(model, cache, mask, 12) is not None
+    return lean_decoder(model, cache, mask, 12)
+
+
+def _uses_lean(model) -> bool:
+    return _decoder(model) is not None
 
 
 def _assert_same(lean, plain):
@@ -180,3 +184,19 @@ def test_other_attention_implementations_decode_through_their_forward():
     model = _model(LlamaForCausalLM, LlamaConfig(**SHAPE, num_key_value_heads=4,
                                                  attn_implementation="eager"))
     assert not _uses_lean(model)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2-biases"])
+def test_bf16_autocast_decoding_with_half_copies_equals_the_model_forward(family):
+    """Under CPU autocast the step joins and packs the trainable projections itself."""
+    if family == "llama":
+        model = _model(LlamaForCausalLM, LlamaConfig(**SHAPE, num_key_value_heads=4),
+                       torch.float32)
+    else:
+        model = _model(Qwen2ForCausalLM, Qwen2Config(**SHAPE, num_key_value_heads=2),
+                       torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layer = _decoder(model).layers[0]
+        assert layer.qkv is not None and layer.gate_up is not None
+        lean, plain = _both(model, temperature=1.0, num_samples=2)
+    _assert_same(lean, plain)
