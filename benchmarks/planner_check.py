@@ -103,6 +103,7 @@ CASES = [
     Case("simpo-7m-lora", "simpo", "7m", lora_rank=16),
     Case("kto-7m-precomputed", "kto", "7m", reference="precomputed"),
     Case("grpo-7m", "grpo", "7m", batch_size=4, seq_len=64),
+    Case("grpo-7m-bf16", "grpo", "7m", precision="bf16", batch_size=4, seq_len=64),
     Case("grpo-7m-kl-copy", "grpo", "7m", reference="copy", batch_size=4, seq_len=64),
     Case("grpo-7m-lora-kl-adapter", "grpo", "7m", reference="adapter", lora_rank=16,
          batch_size=4, seq_len=64),
