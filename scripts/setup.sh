@@ -26,11 +26,19 @@ if ! "$VPY" -c 'import torch' 2>/dev/null; then
     "$VPY" -m pip install --quiet "torch==2.13.0"
 fi
 
-# Reinstall only when the package metadata changed since the last install.
+# The libraries' versions the suite was run with (scripts/constraints.txt), unless
+# ALIGNKIT_UNPINNED=1 asks for the newest within pyproject.toml's ranges.
+constraints=(-c scripts/constraints.txt)
+if [ "${ALIGNKIT_UNPINNED:-0}" = 1 ]; then
+    constraints=()
+fi
+
+# Reinstall only when the package metadata, the constraints or that choice changed.
 stamp=.venv/.alignkit-installed
-want=$(cat pyproject.toml | "$VPY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+want=$({ cat pyproject.toml scripts/constraints.txt; echo "unpinned=${ALIGNKIT_UNPINNED:-0}"; } \
+    | "$VPY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$VPY" -c 'import alignkit' 2>/dev/null; then
     echo "setup: installing alignkit and its dependencies into .venv" >&2
-    "$VPY" -m pip install --quiet -e ".[dev]"
+    "$VPY" -m pip install --quiet -e ".[dev]" ${constraints[@]+"${constraints[@]}"}
     echo "$want" > "$stamp"
 fi
