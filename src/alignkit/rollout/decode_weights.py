@@ -9,11 +9,12 @@ whole autocast region. The step makes those copies itself, once per rollout,
 in oneDNN's own layout where it takes bf16 (:class:`PackedProjection`), and
 joins q/k/v into one product and gate/up into another
 (for the 3.7M-parameter benchmark Llama, 16 rows in bf16: 50 µs against 25
-for q/k/v, 46 against 32 for gate/up). The joined product's columns are the
+for q/k/v, 46 against 32 for gate/up). The joined products' columns are the
 separate products' bit for bit on the kernels tested
-(``tests/unit/rollout/test_llama_decode.py``). Frozen weights (a LoRA base)
-and adapters are left to autocast: copies of them would be memory that
-autocast does not hold.
+(``tests/unit/rollout/test_decode_weights.py``, ``test_llama_decode.py``).
+Frozen weights (a LoRA base), weights already in the half dtype and adapters
+are left to autocast: copies of them would be memory that autocast does not
+hold.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def projection_of(module) -> Projection | None:
 
 @dataclass(frozen=True)
 class Layer:
+    """One decoder layer's weights: norms, projections, and how attention is shaped."""
+
     input_norm: torch.Tensor
     q: Projection
     k: Projection
@@ -151,18 +154,27 @@ def half_copies(layer: Layer, dtype: torch.dtype, rows: int) -> Layer:
     groups = {"qkv": (layer.q, layer.k, layer.v), "gate_up": (layer.gate, layer.up),
               "o": (layer.o,), "down": (layer.down,)}
     for name, parts in groups.items():
-        if all(autocast_keeps(p) for p in parts) and len({p.bias is None for p in parts}) == 1:
-            weight = torch.cat([p.weight.detach() for p in parts])
-            bias = None if parts[0].bias is None else \
-                torch.cat([p.bias.detach() for p in parts])
-            copies[name] = half_projection(weight, bias, dtype, rows)
+        if not all(autocast_keeps(p, dtype) for p in parts) or \
+                len({p.bias is None for p in parts}) != 1:
+            continue
+        weight = _stacked([p.weight for p in parts])
+        bias = None if parts[0].bias is None else _stacked([p.bias for p in parts])
+        copies[name] = half_projection(weight, bias, dtype, rows)
     return replace(layer, **copies)
 
 
-def autocast_keeps(projection: Projection) -> bool:
-    """Whether autocast would keep a copy of the projection's weights for the whole region."""
-    return not projection.lora and projection.weight.requires_grad and \
-        (projection.bias is None or projection.bias.requires_grad)
+def _stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat([t.detach() for t in tensors])
+
+
+def autocast_keeps(projection: Projection, dtype: torch.dtype) -> bool:
+    """Whether autocast in ``dtype`` keeps a cast copy of the projection's weights.
+
+    It does for a leaf tensor that wants gradients and is not in ``dtype``
+    already, for the whole autocast region.
+    """
+    tensors = [projection.weight] + ([] if projection.bias is None else [projection.bias])
+    return not projection.lora and all(t.requires_grad and t.dtype != dtype for t in tensors)
 
 
 def half_projection(weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype,

@@ -210,7 +210,7 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
     if half is not None:
         rows = prompt_mask.shape[0]
         layers = [half_copies(layer, half, rows) for layer in layers]
-        if autocast_keeps(head):
+        if autocast_keeps(head, half):
             head = half_projection(head.weight, head.bias, half, rows)
     keys = [with_room(entry.keys, max_new_tokens) for entry in cached]
     values = [with_room(entry.values, max_new_tokens) for entry in cached]

@@ -65,7 +65,7 @@ def test_a_packed_projection_is_autocast_s_product_for_fewer_rows_too():
             assert torch.equal(packed(x), F.linear(x, weight, bias))
 
 
-def test_adapters_and_frozen_weights_are_left_to_autocast():
+def test_adapters_frozen_and_half_weights_are_left_to_autocast():
     from peft import LoraConfig, get_peft_model
 
     model = get_peft_model(LlamaForCausalLM(LlamaConfig(**SHAPE)),
@@ -78,6 +78,8 @@ def test_adapters_and_frozen_weights_are_left_to_autocast():
     module.mlp.up_proj.weight.requires_grad_(False)
     layer = half_copies(layer_of(module), torch.bfloat16, 4)
     assert layer.qkv is not None and layer.gate_up is None
+    already_half = half_copies(layer_of(_layer_module().bfloat16()), torch.bfloat16, 4)
+    assert already_half.qkv is None and already_half.gate_up is None, "autocast casts nothing"
 
 
 def test_the_autocast_dtype_is_read_only_from_a_half_cpu_autocast():
