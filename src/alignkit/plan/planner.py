@@ -85,7 +85,8 @@ class Plan:
         """One line: method, model, peak, device, fit, time."""
         s = self.settings
         what = s.method + (f" (reference {s.reference_mode})" if s.spec.reference else "")
-        how = [s.dtype, f"LoRA r{s.lora_rank}" if s.lora else "full"]
+        how = [s.dtype] + (["bf16 autocast"] if s.autocast else [])
+        how.append(f"LoRA r{s.lora_rank}" if s.lora else "full")
         if s.quantization != "none":
             how.append(f"{s.quantization} base")
         fit = (f"fits, {gib(self.headroom)} free" if self.fits

@@ -56,6 +56,10 @@ def test_summary_says_whether_it_fits(tmp_path):
     big = plan_for_training(cfg.model, "sft", train=cfg.train, data=cfg.data,
                             device=Device("cpu", 64 * GIB, None, None, 0))
     assert big.summary().endswith(f"of 64.00 GiB on cpu (fits, {gib(big.headroom)} free)")
+    bf16 = _config(tmp_path, SFTConfig, train={"precision": "bf16"})
+    autocast = plan_for_training(bf16.model, "sft", train=bf16.train, data=bf16.data,
+                                 device=small)
+    assert "(fp32, bf16 autocast, full, batch 8 x 32 tokens)" in autocast.summary()
 
 
 def test_online_sections_and_bad_lora_targets(tmp_path):
