@@ -45,7 +45,8 @@ NAME = "alignkit_cpu"
 HALF_DTYPES = (torch.bfloat16, torch.float16)
 
 
-def matmul_attention(query, key, value, allowed, scale: float) -> torch.Tensor:
+def matmul_attention(query, key, value, allowed, scale: float, *,
+                     causal: bool = False) -> torch.Tensor:
     """``softmax(q·kᵀ·scale, masked)·v`` over (B, H, T, D) inputs of one half dtype.
 
     The scale goes on the queries (T·D values, not T·T), and the softmax runs
@@ -53,12 +54,42 @@ def matmul_attention(query, key, value, allowed, scale: float) -> torch.Tensor:
     half precision: the probabilities are the only T·T float tensor autograd
     keeps, at 2 bytes each, against 6 for transformers' ``eager`` (its float32
     softmax and the cast). ``where`` keeps the boolean mask, shared by the layers.
+    ``causal``: ``allowed`` is a plain causal mask, where every query sees at
+    least itself; the backward pass then needs no mask (:class:`_CausalSoftmax`).
     """
     scores = torch.matmul(query * scale, key.transpose(-1, -2))  # (B, H, Q, K)
+    if causal and scores.requires_grad:
+        return torch.matmul(_CausalSoftmax.apply(scores, allowed), value)
+    return torch.matmul(torch.softmax(_masked(scores, allowed), dim=-1), value)
+
+
+def _masked(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     # The lowest finite value, not -inf: a query with no allowed key (left padding)
     # gets finite outputs instead of NaN, as in transformers' eager attention.
-    scores = torch.where(allowed, scores, torch.finfo(scores.dtype).min)
-    return torch.matmul(torch.softmax(scores, dim=-1), value)
+    return torch.where(allowed, scores, torch.finfo(scores.dtype).min)
+
+
+class _CausalSoftmax(torch.autograd.Function):
+    """The masked softmax of scores under a causal mask, differentiated from its output alone.
+
+    Every query sees at least its own key, so a masked score's probability
+    underflows to exactly 0 and softmax's own backward gives it a zero
+    gradient: the pass that masks the gradient (``where``'s backward) and the
+    saved mask are not needed. Values and gradients equal ``where`` then
+    ``softmax`` (tested); forward and backward of a (8, 4, 268, 268) bf16 block
+    took 2.5-2.8 ms against 3.1-4.7 ms.
+    """
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(_masked(scores, allowed), dim=-1)
+        ctx.save_for_backward(probs)
+        return probs
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (probs,) = ctx.saved_tensors
+        return torch._softmax_backward_data(grad, probs, -1, probs.dtype), None
 
 
 def causal_allowed(queries: int, keys: int, device) -> torch.Tensor:
@@ -137,11 +168,12 @@ def matmul_or_sdpa(module, query, key, value, attention_mask, dropout: float = 0
     if decoding:
         out = float32_decoding_attention(query, key, value, attention_mask, scale, dtype)
     else:
-        allowed = attention_mask if attention_mask is not None \
-            else causal_allowed(query.shape[2], key.shape[2], query.device)
+        causal = attention_mask is None
+        allowed = causal_allowed(query.shape[2], key.shape[2], query.device) if causal \
+            else attention_mask
         with torch.autocast("cpu", enabled=False):
             out = matmul_attention(query.to(dtype), key.to(dtype), value.to(dtype), allowed,
-                                   scale)
+                                   scale, causal=causal)
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -81,6 +81,23 @@ def test_matmul_attention_gradients_are_autograds_of_the_formula():
                           atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_the_causal_softmax_equals_where_then_softmax_in_values_and_gradients(dtype):
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 6, 4, generator=g).to(dtype).requires_grad_() for _ in range(3))
+    grad_out = torch.randn(2, 3, 6, 4, generator=g).to(dtype)
+    results = []
+    for causal in (False, True):
+        out = matmul_attention(q, k, v, causal_allowed(6, 6, "cpu"), 0.5, causal=causal)
+        results.append((out, *torch.autograd.grad(out, (q, k, v), grad_out)))
+    for plain, ours in zip(*results, strict=True):
+        assert torch.equal(plain, ours)
+    allowed = causal_allowed(6, 6, "cpu")
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    assert torch.autograd.gradcheck(
+        lambda *t: matmul_attention(*t, allowed, 0.5, causal=True), (q64, k64, v64))
+
+
 def _route(query_len=16, key_len=16, *, grad=True, dtype=torch.bfloat16, autocast=False,
            dropout=0.0, training=False, mask=None, takes=takes_matmul_route, **kwargs) -> bool:
     module = _Module().train(training)
@@ -191,7 +208,7 @@ def test_a_model_trains_through_the_route_as_through_sdpa(left_padded: bool, mon
     ids, mask = _batch(left_padded)
     taken = []
     monkeypatch.setattr(attention, "matmul_attention",
-                        lambda *a: taken.append(a[0].shape) or matmul_attention(*a))
+                        lambda *a, **k: taken.append(a[0].shape) or matmul_attention(*a, **k))
     _trains_as_through_sdpa(
         lambda model: model(input_ids=ids, attention_mask=mask).logits.float() * mask[..., None])
     assert len(taken) == 2  # both layers, with the bf16 queries of all heads
@@ -209,8 +226,8 @@ def test_a_pass_over_a_cache_trains_through_the_route_as_through_sdpa(left_padde
     mask[:2, :3] = int(not left_padded)
     taken = []
     monkeypatch.setattr(attention, "matmul_attention",
-                        lambda *a: taken.append((a[0].shape[2], a[1].shape[2]))
-                        or matmul_attention(*a))
+                        lambda *a, **k: taken.append((a[0].shape[2], a[1].shape[2]))
+                        or matmul_attention(*a, **k))
     _trains_as_through_sdpa(lambda model: shared_prompt_logits(model, ids, mask, 8).float())
     # (queries, keys): the 11-token prompt pass, then 9 positions over 20 keys, per layer
     assert taken == [(11, 11), (11, 11), (9, 20), (9, 20)]
