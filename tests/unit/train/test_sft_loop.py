@@ -89,7 +89,7 @@ def test_sft_learns_the_toy_task_in_bf16_through_the_cpu_attention(tmp_path, toy
     calls = []
     original = attention.matmul_attention
     monkeypatch.setattr(attention, "matmul_attention",
-                        lambda *args: calls.append(args[0].dtype) or original(*args))
+                        lambda *args, **kw: calls.append(args[0].dtype) or original(*args, **kw))
     cfg = _config(tmp_path, toy_model, toy_data, **{"train.precision": "bf16"})
     run = RunDir.create(cfg.output_dir, dump_config(cfg))
     train_sft(cfg, run)
