@@ -34,6 +34,8 @@ _DROPPED_TAGS = {_BOOL_TAG, "tag:yaml.org,2002:timestamp"}
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 _STRICT_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _NULL_SPELLINGS = {"null", "Null", "NULL", "~"}
+YAML_BLANKS = " \t\r\n"
+"""What YAML itself treats as blank around a scalar (not every Unicode space)."""
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -74,8 +76,10 @@ def flow_yaml(value: Any) -> str:
     """``value`` as one line of YAML flow style (``0.1``, ``[q_proj, v_proj]``, ``null``)."""
     if isinstance(value, float) and math.isfinite(value):
         return repr(value)  # 1e-05 rather than PyYAML's 1.0e-05; ConfigLoader reads both
-    text = _dump(value, default_flow_style=True, width=1_000_000).strip()
-    return text.removesuffix("...").strip()
+    # Only YAML's own blanks are stripped: str.strip() would also take a no-break or
+    # em space, which YAML keeps as text (a value of just "\xa0" would vanish).
+    text = _dump(value, default_flow_style=True, width=1_000_000).strip(YAML_BLANKS)
+    return text.removesuffix("...").strip(YAML_BLANKS)
 
 
 def format_value(value: Any, limit: int = 60) -> str:
@@ -188,11 +192,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if any(not part or part != part.strip() for part in parts):
         raise ConfigError(f"override {text!r}: {key.strip()!r} is not a dotted key "
                           "(names separated by single dots, e.g. optim.lr)")
-    if not raw.strip():
+    if not raw.strip(YAML_BLANKS):
         raise ConfigError(f"override {text!r} has an empty value; write {key}=null for "
                           f"no value, or \"{key}=''\" for empty text")
     value, _ = parse_yaml(raw, f"override {text!r}")
-    if value is None and raw.strip() not in _NULL_SPELLINGS:
+    if value is None and raw.strip(YAML_BLANKS) not in _NULL_SPELLINGS:
         value = raw
     return parts, value
 

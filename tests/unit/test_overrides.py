@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alignkit.errors import ConfigError
@@ -202,6 +202,8 @@ def test_dump_then_load_gives_back_the_same_value(value):
 
 @settings(max_examples=300, deadline=None)
 @given(plain_values)
+@example("\xa0").via("found by this test: str.strip() took a no-break space YAML keeps")
+@example("a\u2003")
 def test_a_value_shown_in_flow_style_can_be_typed_back_as_an_override(value):
     """A default as the YAML template and the --help example print it can follow ``KEY=``."""
     assert parse_override(f"x={flow_yaml(value)}")[1] == value
