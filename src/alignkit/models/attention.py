@@ -117,18 +117,23 @@ def half_dtype(query: torch.Tensor) -> torch.dtype | None:
 def takes_matmul_route(module, query, key, attention_mask, dropout: float,
                        kwargs: dict) -> bool:
     """Whether this call is one the matrix-product route serves and measured faster on."""
-    q_length, kv_length = query.shape[2], key.shape[2]
-    return (_half_precision_call(module, query, attention_mask, dropout, kwargs)
-            and torch.is_grad_enabled() and query.requires_grad
-            and q_length <= kv_length and 1 < kv_length <= MATMUL_MAX_KEYS)
+    return route_of(module, query, key, attention_mask, dropout, kwargs) == "matmul"
 
 
 def takes_float32_decoding_route(module, query, key, attention_mask, dropout: float,
                                  kwargs: dict) -> bool:
     """Whether this call is a half-precision decoding step, run in float32."""
-    return (_half_precision_call(module, query, attention_mask, dropout, kwargs)
-            and query.shape[2] == 1
-            and not (torch.is_grad_enabled() and query.requires_grad))
+    return route_of(module, query, key, attention_mask, dropout, kwargs) == "float32"
+
+
+def route_of(module, query, key, attention_mask, dropout: float, kwargs: dict) -> str | None:
+    """``"matmul"`` (a training pass), ``"float32"`` (a decoding step) or ``None`` (SDPA)."""
+    if not _half_precision_call(module, query, attention_mask, dropout, kwargs):
+        return None
+    q_length, kv_length = query.shape[2], key.shape[2]
+    if torch.is_grad_enabled() and query.requires_grad:
+        return "matmul" if q_length <= kv_length and 1 < kv_length <= MATMUL_MAX_KEYS else None
+    return "float32" if q_length == 1 else None
 
 
 def _half_precision_call(module, query, attention_mask, dropout: float, kwargs: dict) -> bool:
@@ -155,9 +160,8 @@ def matmul_or_sdpa(module, query, key, value, attention_mask, dropout: float = 0
     """
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
-    call = (module, query, key, attention_mask, dropout, kwargs)
-    decoding = takes_float32_decoding_route(*call)
-    if not decoding and not takes_matmul_route(*call):
+    route = route_of(module, query, key, attention_mask, dropout, kwargs)
+    if route is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
     groups = getattr(module, "num_key_value_groups", 1)
@@ -165,7 +169,7 @@ def matmul_or_sdpa(module, query, key, value, attention_mask, dropout: float = 0
         key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     dtype = half_dtype(query)
-    if decoding:
+    if route == "float32":
         out = float32_decoding_attention(query, key, value, attention_mask, scale, dtype)
     else:
         causal = attention_mask is None

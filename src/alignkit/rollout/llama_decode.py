@@ -10,9 +10,10 @@ projections, rotary embedding (the model's own cos/sin tables, computed once),
 attention over a cache with room reserved for the whole response (SDPA, in
 float32 for a half-precision step on a CPU when the model runs
 :mod:`alignkit.models.attention`'s implementation, as its forward then does),
-the output projection and the SwiGLU MLP. It makes no copy of any weight; a
-LoRA adapter (peft) is applied as its two low-rank products, exactly as peft's
-forward does.
+the output projection and the SwiGLU MLP. It copies no weight, except under
+half-precision CPU autocast the copies autocast itself would keep
+(:func:`~alignkit.rollout.decode_weights.half_copies`); a LoRA adapter (peft)
+is applied as its two low-rank products, exactly as peft's forward does.
 
 :func:`lean_decoder` builds one from a transformers prefill cache, or returns
 ``None`` when the model is anything it does not reproduce exactly (another
@@ -97,9 +98,8 @@ class LlamaDecoder:
     """
 
     def __init__(self, model, layers: list[Layer], head: Projection | PackedProjection,
-                 keys: list[torch.Tensor],
-                 values: list[torch.Tensor], prompt_mask: torch.Tensor,
-                 attention_dtype: torch.dtype | None = None) -> None:
+                 keys: list[torch.Tensor], values: list[torch.Tensor],
+                 prompt_mask: torch.Tensor, attention_dtype: torch.dtype | None = None) -> None:
         inner = model.model
         self.layers, self.keys, self.values = layers, keys, values
         self.embedding = inner.embed_tokens.weight
@@ -215,17 +215,18 @@ def lean_decoder(model, cache, prompt_mask: torch.Tensor, max_new_tokens: int
     keys = [with_room(entry.keys, max_new_tokens) for entry in cached]
     values = [with_room(entry.values, max_new_tokens) for entry in cached]
     return LlamaDecoder(base, layers, head, keys, values, prompt_mask,
-                        _decoding_route_dtype(config, keys[0]))
+                        _decoding_route_dtype(config, inner.layers[0].self_attn, keys[0]))
 
 
-def _decoding_route_dtype(config, keys: torch.Tensor) -> torch.dtype | None:
+def _decoding_route_dtype(config, self_attn, keys: torch.Tensor) -> torch.dtype | None:
     """The half dtype of the decoding steps the model's forward would attend in float32.
 
-    A model on :mod:`alignkit.models.attention`'s implementation does so for a
-    step on the CPU in half precision (half keys, or autocast); the step's
-    queries come out of the same projections and rotary products as its keys,
-    so they share the keys' dtype.
+    Asks :mod:`alignkit.models.attention` about a step of this model: one query
+    (the step's queries come out of the same projections and rotary products as
+    its keys, so they share the keys' dtype) over the cached keys, no gradients.
     """
-    if getattr(config, "_attn_implementation", None) != attention.NAME or not keys.is_cpu:
+    if getattr(config, "_attn_implementation", None) != attention.NAME:
         return None
-    return attention.half_dtype(keys)
+    with torch.no_grad():
+        route = attention.route_of(self_attn, keys[:, :, -1:], keys, None, 0.0, {})
+    return attention.half_dtype(keys) if route == "float32" else None
