@@ -9,6 +9,7 @@ token is also the end-of-sequence token that ends every response.
 
 from __future__ import annotations
 
+from inspect import signature
 from pathlib import Path
 
 import torch
@@ -109,10 +110,13 @@ def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     Returns:
         (B,) float32 rewards.
     """
-    hf_model = _unwrap(model)
-    hidden = hf_model.base_model(
+    backbone = _unwrap(model).base_model
+    # No KV cache: a scoring pass never decodes further (backbones without the option get none)
+    options = {"use_cache": False} if "use_cache" in signature(backbone.forward).parameters \
+        else {}
+    hidden = backbone(
         input_ids=input_ids, attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask),
+        position_ids=position_ids_from_mask(attention_mask), **options,
     ).last_hidden_state
     idx = last_token_index(attention_mask)                           # (B,)
     last_hidden = hidden[torch.arange(hidden.shape[0], device=hidden.device), idx]  # (B, H)

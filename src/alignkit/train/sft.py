@@ -28,7 +28,8 @@ def scored_tokens(batch: dict[str, torch.Tensor]) -> int:
 def sft_batch_loss(model, batch: dict[str, torch.Tensor], normalizer: float) -> torch.Tensor:
     """Summed response-token NLL of ``batch`` divided by ``normalizer`` (a 0-d tensor)."""
     dtype = next(model.parameters()).dtype
-    logits, labels, mask = scored_logits(model, batch, forward_inputs(batch, dtype))
+    inputs = dict(forward_inputs(batch, dtype), use_cache=False)
+    logits, labels, mask = scored_logits(model, batch, inputs)
     loss, _ = sft_loss(logits, labels, mask, normalizer=normalizer)
     return loss
 

@@ -42,3 +42,19 @@ def test_reward_is_the_same_with_left_or_right_padding_and_pad_equal_to_eos(tmp_
     torch.testing.assert_close(r_left, r_alone, atol=1e-5, rtol=0)
     truncated = sequence_rewards(model, torch.tensor([[7, 8, 9]]), torch.tensor([[1, 1, 1]]))
     assert not torch.allclose(truncated, r_alone)
+
+
+def test_rewards_are_read_without_building_a_cache(tmp_path, monkeypatch):
+    """A scoring pass never decodes further, so the backbone builds no KV cache: the keys and
+    values of every layer would be copied into it and kept until the pass ends."""
+    import transformers.models.llama.modeling_llama as llama
+
+    (tmp_path / "config.json").write_text(json.dumps(TINY))
+    model = init_reward_model_from_config(tmp_path, pad_token_id=0, seed=0)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cache was built")
+
+    monkeypatch.setattr(llama, "DynamicCache", refuse)
+    rewards = sequence_rewards(model, torch.tensor([[5, 6, 7]]), torch.tensor([[1, 1, 1]]))
+    assert rewards.shape == (1,)
