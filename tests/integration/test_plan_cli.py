@@ -105,14 +105,14 @@ def test_user_errors_exit_2_with_a_message(cli, tmp_path):
 
 def test_cpu_attention_option(cli):
     """SmolLM2-135M (30 layers, 9 heads, 3 KV heads of 64) in bf16 on this machine, SFT of
-    2 rows x 256 tokens (right-padded: no mask). Per token and layer alignkit's CPU attention
-    keeps q, k and v expanded 2 x 3 x 576 = 3,456, the probabilities 9 x 256 x 2 = 4,608 and
-    o_proj's input 2 x 576 = 1,152 (9,216); SDPA keeps q, k, v 2 x (576 + 384) = 1,920, its
-    output 1,152 and log-sum-exp 36 (3,108). 512 tokens x 30 layers x 6,108 = 93,818,880."""
+    2 rows x 256 tokens (right-padded: no mask). Per token and layer alignkit's CPU attention,
+    in its causal form, keeps q, k and v 2 x (576 + 192 + 192) = 1,920, the probabilities
+    9 x 256 x 2 = 4,608 and o_proj's input 2 x 576 = 1,152 (7,680); SDPA keeps q, k, v 1,920,
+    its output 1,152 and log-sum-exp 36 (3,108). 512 tokens x 30 layers x 4,572 = 70,225,920."""
     def activations(*extra):
         done = cli("plan", "smollm2-135m", "--method", "sft", "--gpu", "cpu", "--precision",
                    "bf16", "--batch-size", "2", "--seq-len", "256", "--json", *extra)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)["components_bytes"]["activations"]
 
-    assert activations() - activations("--no-cpu-attention") == 93_818_880
+    assert activations() - activations("--no-cpu-attention") == 70_225_920

@@ -103,18 +103,23 @@ def supports(model) -> bool:
             and getattr(config, "hidden_act", None) == "silu")
 
 
+def family_modules(model):
+    """``(module, class name)`` of each module whose class is transformers' own for the
+    model's family (``model_type``)."""
+    family = model.config.model_type
+    home = f"transformers.models.{family}.modeling_{family}"
+    for module in model.modules():
+        if type(module).__module__ == home:
+            yield module, type(module).__name__
+
+
 def make_lean(model) -> bool:
     """Switch a Llama-style model to the lean functions; False (and no change) otherwise."""
     if not supports(model):
         return False
-    family = model.config.model_type
-    prefix = f"transformers.models.{family}.modeling_{family}"
-    for module in model.modules():
-        kind = type(module)
-        if kind.__module__ != prefix:
-            continue
-        if kind.__name__.endswith("RMSNorm"):
+    for module, name in family_modules(model):
+        if name.endswith("RMSNorm"):
             module.forward = types.MethodType(_norm_forward, module)
-        elif kind.__name__.endswith("MLP"):
+        elif name.endswith("MLP"):
             module.forward = types.MethodType(_mlp_forward, module)
     return True

@@ -34,7 +34,10 @@ bytes of matmul outputs: 2 under bf16 autocast or with bf16 weights, else 4.
   half precision, a full pass of at most :data:`MATMUL_MAX_KEYS` keys) keeps
   the query, the key and value expanded to ``q`` under grouped-query heads,
   and the probabilities in ``C`` only (``heads x S x C``); with a padding
-  mask, the boolean mask once per pass (``S`` bytes per token).
+  mask, the boolean mask once per pass (``S`` bytes per token). Its causal
+  form for Llama, Mistral and Qwen2 (``alignkit.models.causal_attention``: a
+  pass with neither mask nor cache) keeps the same but key and value at
+  their own width.
 * The gated MLP keeps gate, up, act(gate) and their product (``4 C i``); a
   plain MLP its first projection and activation (``2 C i``).
 * With the lean functions (``Numerics.lean``) an RMSNorm keeps its input in
@@ -139,9 +142,9 @@ def _kept_inputs(group: list[Linear], width: int, input_bytes: int, num: Numeric
 
 
 def _attention(shape: ModelShape, num: Numerics, train: Trainable, seq_len: int, *,
-               padded: bool, eager: bool, matmul: bool = False) -> int:
+               padded: bool, eager: bool, matmul: bool = False, fused: bool = False) -> int:
     c = num.compute_bytes
-    expanded = shape.kv_heads < shape.heads and (padded or eager or matmul)
+    expanded = shape.kv_heads < shape.heads and (padded or eager or (matmul and not fused))
     kept = c * (shape.q_dim + 2 * (shape.q_dim if expanded else shape.kv_dim))
     if matmul:
         kept += shape.heads * seq_len * c
@@ -174,14 +177,16 @@ def _lora_outputs(shape: ModelShape, num: Numerics, train: Trainable) -> int:
 
 
 def layer_bytes_per_token(shape: ModelShape, num: Numerics, train: Trainable, seq_len: int, *,
-                          padded: bool = True, eager: bool = False, matmul: bool = False) -> int:
+                          padded: bool = True, eager: bool = False, matmul: bool = False,
+                          fused: bool = False) -> int:
     """Bytes one decoder layer keeps for backward, per token (weight copies excluded)."""
     norms_train = train.full
     attn_in = [lin for lin in shape.linears if lin.role == "attn_in"]
     mlp_in = [lin for lin in shape.linears if lin.role == "mlp_in"]
     return (_norm(shape, num, norms_train)
             + _kept_inputs(attn_in, shape.hidden, num.weight_bytes, num, train)
-            + _attention(shape, num, train, seq_len, padded=padded, eager=eager, matmul=matmul)
+            + _attention(shape, num, train, seq_len, padded=padded, eager=eager, matmul=matmul,
+                         fused=fused)
             + _norm(shape, num, norms_train)
             + _kept_inputs(mlp_in, shape.hidden, num.weight_bytes, num, train)
             + _mlp(shape, num, train)
@@ -236,7 +241,7 @@ def head_copy_bytes(shape: ModelShape, num: Numerics) -> int:
 def activation_bytes(shape: ModelShape, num: Numerics, train: Trainable, *, rows: int,
                      seq_len: int, checkpointing: bool = False, padded: bool = True,
                      eager: bool = False, key_len: int | None = None,
-                     matmul: bool = False) -> int:
+                     matmul: bool = False, fused: bool = False) -> int:
     """Activations kept through one forward pass of ``rows`` x ``seq_len`` tokens.
 
     Weight copies are left out (see :func:`weight_copy_bytes`). With gradient
@@ -244,11 +249,12 @@ def activation_bytes(shape: ModelShape, num: Numerics, train: Trainable, *, rows
     layer's activations are rebuilt at a time during backward. ``key_len``:
     the positions each token attends over when a KV cache holds earlier ones
     (``seq_len`` by default); the cached keys and values are not counted.
-    ``matmul``: the pass runs alignkit's matrix-product attention.
+    ``matmul``: the pass runs alignkit's matrix-product attention; ``fused``: as
+    its causal attention function (no mask, no cache, a supported family).
     """
     tokens = rows * seq_len
     layer = layer_bytes_per_token(shape, num, train, key_len or seq_len, padded=padded,
-                                  eager=eager, matmul=matmul)
+                                  eager=eager, matmul=matmul, fused=fused and matmul)
     final = final_bytes_per_token(shape, num, train)
     if matmul and padded:
         final += key_len or seq_len  # the boolean mask, one byte per query and key

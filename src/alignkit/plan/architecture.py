@@ -76,6 +76,8 @@ class ModelShape:
         head_params: parameters of the output head (``lm_head`` even when tied).
         largest_param: elements of the largest parameter tensor.
         lean_ops: the lean RMSNorm and SwiGLU of :mod:`alignkit.models.lean_ops` apply.
+        causal_attention: :mod:`alignkit.models.causal_attention` serves the model's
+            causal training passes on a CPU.
     """
 
     label: str
@@ -94,6 +96,7 @@ class ModelShape:
     head_params: int
     largest_param: int
     lean_ops: bool = False
+    causal_attention: bool = False
 
     @property
     def q_dim(self) -> int:
@@ -231,6 +234,7 @@ def _is_gated(linears: tuple[Linear, ...], intermediate: int) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _describe(label: str, config_json: str, head: Head) -> ModelShape:
+    from alignkit.models.causal_attention import supports as causal_supported
     from alignkit.models.lean_ops import supports as lean_supported
 
     config = json.loads(config_json)
@@ -251,7 +255,7 @@ def _describe(label: str, config_json: str, head: Head) -> ModelShape:
         linears=linears, params=count_parameters(model),
         head_params=sum(p.numel() for p in output_head.parameters()),
         largest_param=max(p.numel() for p in model.parameters()),
-        lean_ops=lean_supported(model))
+        lean_ops=lean_supported(model), causal_attention=causal_supported(model))
 
 
 def describe_model(label: str, config: dict, head: Head = "causal_lm",

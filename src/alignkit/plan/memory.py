@@ -200,7 +200,8 @@ def _pass_activations(shape: ModelShape, s: PlanSettings, num: Numerics,
     options = dict(checkpointing=s.gradient_checkpointing, eager=s.attention == "eager")
     if not s.shares_prompts:
         return activation_bytes(shape, num, train, rows=s.train_rows, seq_len=s.row_len,
-                                padded=s.masked, matmul=_matmul(s, num, s.row_len), **options)
+                                padded=s.masked, matmul=_matmul(s, num, s.row_len),
+                                fused=shape.causal_attention, **options)
     prompts = -(-s.train_rows // s.samples)
     prompt_part = activation_bytes(shape, num, train, rows=prompts, seq_len=s.prompt_len - 1,
                                    padded=s.padded, matmul=_matmul(s, num, s.prompt_len - 1),

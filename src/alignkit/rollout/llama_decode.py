@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from alignkit.models import attention
 from alignkit.models.amp_forward import runs_as_wrapped
+from alignkit.models.causal_attention import attention_forward
 from alignkit.models.lean_ops import FAMILIES, LEAN_FORWARDS, rms_norm
 from alignkit.models.lora import base_of
 from alignkit.rollout.decode_weights import (
@@ -45,6 +46,9 @@ from alignkit.rollout.decode_weights import (
 )
 from alignkit.rollout.kv_cache import window_cuts, with_room
 
+SAME_VALUE_FORWARDS = (*LEAN_FORWARDS, attention_forward)
+"""Replaced ``forward`` functions after which a decoding step computes what the model's would."""
+
 
 def _plain_modules(base) -> bool:
     """transformers' own classes of the model's family, with no hook and no replaced forward.
@@ -52,8 +56,9 @@ def _plain_modules(base) -> bool:
     A hook or a patched ``forward`` (a test's logit shift, accelerate's device
     placement) changes what the model computes in ways this step cannot see;
     :func:`~alignkit.models.lean_ops.make_lean`'s replacements compute the same values,
-    and so does accelerate's mixed-precision wrapper on the model while its autocast
-    is in force (the online trainers sample inside it).
+    :func:`~alignkit.models.causal_attention.install`'s runs the module's own forward in
+    every pass without gradients, and so does accelerate's mixed-precision wrapper on the
+    model while its autocast is in force (the online trainers sample inside it).
     """
     hooks = torch.nn.modules.module
     if getattr(hooks, "_global_forward_hooks", None) or \
@@ -68,7 +73,7 @@ def _plain_modules(base) -> bool:
         if module._forward_hooks or module._forward_pre_hooks:
             return False
         replaced = module.__dict__.get("forward")
-        if replaced is None or getattr(replaced, "__func__", None) in LEAN_FORWARDS:
+        if replaced is None or getattr(replaced, "__func__", None) in SAME_VALUE_FORWARDS:
             continue
         if module is not base or not runs_as_wrapped(module):
             return False

@@ -8,6 +8,7 @@ import torch
 
 from alignkit.errors import AlignkitError
 from alignkit.models.attention import install as install_cpu_attention
+from alignkit.models.causal_attention import install as install_causal_attention
 from alignkit.models.lean_ops import make_lean
 from alignkit.models.load import (
     enable_checkpointing,
@@ -80,8 +81,8 @@ def use_model_options(model, model_cfg) -> None:
     """Apply ``model.lean_activations`` and ``model.cpu_attention`` to a model to train."""
     if model_cfg.lean_activations:
         make_lean(model)
-    if model_cfg.cpu_attention:
-        install_cpu_attention(model)
+    if model_cfg.cpu_attention and install_cpu_attention(model):
+        install_causal_attention(model)
 
 
 def _with_adapters(model, peft_cfg, *, task_type: str, modules_to_save=None):

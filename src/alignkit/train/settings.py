@@ -40,7 +40,9 @@ class ModelSettings(Section):
     cpu_attention: bool = Field(True, description=(
         "Models on SDPA attention: bf16 training passes of at most 512 tokens on a CPU take "
         "alignkit's matrix-product attention (faster there than SDPA's CPU kernel; keeps the "
-        "bf16 attention probabilities). Every other pass runs SDPA as before."))
+        "bf16 attention probabilities), and for Llama, Mistral and Qwen2 a causal pass "
+        "without mask or cache runs as one function from the projections to the output "
+        "projection. Every other pass runs SDPA as before."))
     trust_remote_code: bool = Field(False, description=(
         "Allow modelling code shipped inside the checkpoint to run. Off by default."))
     allow_pickle: bool = Field(False, description=(
@@ -124,7 +126,8 @@ class TrainSettings(Section):
                                                           "steps (overrides epochs).")
     seed: int = Field(0, ge=0, description="Seeds initialisation, data order and dropout.")
     precision: Literal["fp32", "bf16"] = Field("fp32", description=(
-        "Compute precision: bf16 runs matmuls under autocast (fast on CPUs with AMX)."))
+        "Compute precision: bf16 runs matmuls under autocast (fast on CPUs with AVX-512 "
+        "BF16 or AMX)."))
     log_every: int = Field(10, gt=0, description="Write a metrics row every N steps.")
     eval_every: int = Field(0, ge=0, description="Evaluate on held-out data every N steps; "
                                                  "0 only at the end.")

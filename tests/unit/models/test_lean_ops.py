@@ -132,7 +132,7 @@ def test_model_lean_activations_decides_what_build_policy_returns(toy_model, lea
 
     tokenizer_dir, config = toy_model
     settings = ModelSettings(init_from_config=str(config), tokenizer=str(tokenizer_dir),
-                             lean_activations=lean)
+                             lean_activations=lean, cpu_attention=False)
     policy = build_policy(settings, PeftSettings(), tokenizer_for(settings), seed=0)
     replaced = [name for name, module in policy.named_modules() if "forward" in vars(module)]
     layers = policy.config.num_hidden_layers

@@ -287,3 +287,36 @@ def test_matmul_layer_bytes_by_hand():
     num, train = Numerics(2, False), Trainable.everything()
     for padded in (False, True):
         assert layer_bytes_per_token(shape, num, train, SEQ, padded=padded, matmul=True) == 3_080
+
+
+@pytest.mark.parametrize("lean", [False, True])
+@pytest.mark.parametrize("dtype, autocast", [("bf16", False), ("fp32", True)])
+def test_causal_attention_formula_equals_the_saved_tensors(tmp_path, dtype, autocast, lean,
+                                                           monkeypatch):
+    """The causal form of the CPU attention (no mask, no cache) keeps q, and k and v at their
+    own width (2 KV heads of 4), and the bf16 probabilities."""
+    from alignkit.models import causal_attention
+    from alignkit.models.attention import install
+
+    calls = []
+    original = causal_attention.CausalSelfAttention.apply
+    monkeypatch.setattr(causal_attention.CausalSelfAttention, "apply",
+                        lambda *args: calls.append(args[0].shape) or original(*args))
+    model = _model(tmp_path, dtype=dtype, lean=lean)
+    assert install(model) and causal_attention.install(model)
+    ids = torch.randint(4, 96, (ROWS, SEQ), generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        measured = _saved_storages(lambda: model(input_ids=ids, use_cache=False), model)
+    assert len(calls) == CONFIG["num_hidden_layers"]
+    shape = describe_model("tiny", CONFIG)
+    num = Numerics(4 if dtype == "fp32" else 2, autocast, lean=lean)
+    train = Trainable.everything()
+    predicted = (activation_bytes(shape, num, train, rows=ROWS, seq_len=SEQ, padded=False,
+                                  matmul=True, fused=True)
+                 + weight_copy_bytes(shape, num, train) + head_copy_bytes(shape, num))
+    general = activation_bytes(shape, num, train, rows=ROWS, seq_len=SEQ, padded=False,
+                               matmul=True)
+    assert predicted == measured
+    assert general - activation_bytes(shape, num, train, rows=ROWS, seq_len=SEQ, padded=False,
+                                      matmul=True, fused=True) \
+        == ROWS * SEQ * CONFIG["num_hidden_layers"] * 2 * 2 * (64 - 32)

@@ -225,16 +225,23 @@ def test_updates_in_backward_only_offline_in_one_process_without_accumulation(ch
 
 
 def test_cpu_half_precision_passes_count_the_matmul_attention(shape):
-    """On a CPU, a bf16 DPO pass of 2 pairs x 32 tokens takes the matrix-product attention.
-    Per token and layer it keeps, against SDPA on unmasked rows (C = 2, q = 64, kv = 32,
-    4 heads): k and v expanded, 2 x 2 x (64 - 32) = 128, the probabilities 4 x 32 x 2 = 256,
-    and not SDPA's log-sum-exp, 4 x 4 = 16 (o_proj's input replaces SDPA's output): +368,
-    so 128 tokens x 2 layers x 368 = 94,208 bytes more."""
+    """On a CPU, a bf16 DPO pass of 2 pairs x 32 tokens takes the matrix-product attention,
+    in its causal form for a Llama. Per token and layer it keeps, against SDPA on unmasked rows
+    (C = 2, q = 64, kv = 32, 4 heads): the probabilities 4 x 32 x 2 = 256, and not SDPA's
+    log-sum-exp, 4 x 4 = 16 (o_proj's input replaces SDPA's output): +240, so 128 tokens x
+    2 layers x 240 = 61,440 bytes more. The general route, for families without the causal
+    form, also expands k and v: 2 x 2 x (64 - 32) = 128 more, +368 in all (94,208 bytes)."""
+    from dataclasses import replace
+
     from alignkit.plan.memory import policy_activations
 
     s = PlanSettings(method="dpo", dtype="bf16", precision="bf16", batch_size=2, seq_len=32)
     assert not s.masked  # right-padded rows go without a mask
+    assert shape.causal_attention
     assert policy_activations(shape, s.but(on_cpu=True)) - policy_activations(shape, s) \
+        == 128 * 2 * 240 == 61_440
+    general = replace(shape, causal_attention=False)
+    assert policy_activations(general, s.but(on_cpu=True)) - policy_activations(general, s) \
         == 128 * 2 * 368 == 94_208
     for other in (s.but(seq_len=513), s.but(dtype="fp32", precision="fp32"),
                   s.but(attention="eager"), s.but(cpu_attention=False)):

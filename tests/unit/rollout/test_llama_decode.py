@@ -118,8 +118,11 @@ def test_models_it_does_not_reproduce_decode_through_their_forward():
 
 
 def test_the_lean_training_functions_are_accepted():
+    from alignkit.models import attention, causal_attention
+
     model = _model(LlamaForCausalLM, LlamaConfig(**SHAPE, num_key_value_heads=4))
-    assert make_lean(model)
+    model.config._attn_implementation = "sdpa"
+    assert make_lean(model) and attention.install(model) and causal_attention.install(model)
     assert _uses_lean(model)
     _assert_same(*_both(model, temperature=1.0))
 

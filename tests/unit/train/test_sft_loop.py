@@ -80,16 +80,16 @@ def test_sft_learns_the_toy_task(tmp_path, toy_model, toy_data):
 
 def test_sft_learns_the_toy_task_in_bf16_through_the_cpu_attention(tmp_path, toy_model,
                                                                    toy_data, monkeypatch):
-    """Under bf16 autocast every training pass takes alignkit's CPU attention (both layers of
-    each of the 36 forward passes; evaluation runs without gradients and goes to SDPA), and
-    the task is learnt as in fp32."""
+    """Under bf16 autocast every training pass takes alignkit's causal attention (both layers
+    of each of the 36 forward passes; evaluation runs without gradients and goes to SDPA),
+    and the task is learnt as in fp32."""
     from alignkit.config import dump_config
-    from alignkit.models import attention
+    from alignkit.models.causal_attention import CausalSelfAttention
 
     calls = []
-    original = attention.matmul_attention
-    monkeypatch.setattr(attention, "matmul_attention",
-                        lambda *args, **kw: calls.append(args[0].dtype) or original(*args, **kw))
+    original = CausalSelfAttention.apply
+    monkeypatch.setattr(CausalSelfAttention, "apply",
+                        lambda *args: calls.append(args[0].dtype) or original(*args))
     cfg = _config(tmp_path, toy_model, toy_data, **{"train.precision": "bf16"})
     run = RunDir.create(cfg.output_dir, dump_config(cfg))
     train_sft(cfg, run)
