@@ -29,6 +29,7 @@ import torch
 
 from alignkit.errors import AlignkitError, ConfigError
 from alignkit.rundir import RunDir
+from alignkit.train.allocator import keep_freed_memory
 from alignkit.train.backward_update import UpdateInBackward
 from alignkit.train.checkpoint import (
     TrainState,
@@ -79,6 +80,8 @@ class Engine:
             allow_precision(mixed)
         self.accelerator = accelerator or Accelerator(
             mixed_precision=mixed, cpu=not torch.cuda.is_available(), **tracking)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.state = TrainState()
         self.total_steps = 0
         self._bad_steps = 0
