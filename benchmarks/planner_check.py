@@ -20,9 +20,9 @@ Two measurements per case:
   so every tensor of 128 KiB or more is its own mapping, returned to the
   system when freed: the resident size follows the bytes of live tensors, the
   allocator's peak. The bound of +-20% applies to this column.
-* default: glibc's default, which raises its mmap threshold up to 32 MiB
-  after large frees and then keeps freed tensors in its heap: what a plain run
-  shows, with the allocator's retention on top.
+* as run: the allocator as the trainer sets it (``alignkit.train.allocator``:
+  glibc keeps freed memory for reuse): what a plain run shows, with the
+  allocator's retention on top.
 
     python benchmarks/planner_check.py                 # every case, Markdown table
     python benchmarks/planner_check.py --cases sft-1m  # some cases (comma-separated)
@@ -340,7 +340,7 @@ def compare(case: Case, *, default_allocator: bool = True) -> dict:
 
 
 TABLE_HEAD = ("| case | params | peak phase | predicted MiB | live MiB | predicted / live "
-              "| default-allocator MiB | predicted / default |\n"
+              "| as-run MiB | predicted / as run |\n"
               "|---|---:|---|---:|---:|---:|---:|---:|")
 
 
