@@ -15,15 +15,16 @@ passes over memory:
   of the two halves and ``sin'`` the sine with its first half negated (the
   same products, so the same values), computed in float32 and written once,
   rounded, into the layout the products read;
-- the causal mask is added in float32, and the softmax runs in float32 and is
-  rounded to the half dtype (as accurate as a half-precision softmax, and
-  faster on this kind of CPU: 0.77 against 1.59 ms for 8 rows of 4 heads
-  over 268 tokens, mask included);
+- the causal mask is added to the scores as ``-inf`` (every query sees
+  itself, so no row is all ``-inf``) and the softmax and its gradient run in
+  place, in the scores' buffers: the values of ``where`` and softmax (bit
+  for bit), without a fresh (B·H, T, T) tensor for each;
 - backward computes each gradient directly in the layout its consumer needs.
 
-It keeps for backward exactly what the matrix-product route of
-:mod:`alignkit.models.attention` keeps: the scaled query, the key, the value
-and the probabilities in the half dtype (the memory planner's count).
+It keeps for backward what the matrix-product route of
+:mod:`alignkit.models.attention` keeps (the scaled query, the key, the value
+and the probabilities in the half dtype), but grouped key and value heads at
+their own width (the memory planner's count).
 
 :func:`attention_forward` replaces ``forward`` on a model's attention modules
 (:func:`install`); it takes this path for a training pass without a cache or
