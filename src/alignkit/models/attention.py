@@ -128,7 +128,7 @@ def takes_float32_decoding_route(module, query, key, attention_mask, dropout: fl
 
 def route_of(module, query, key, attention_mask, dropout: float, kwargs: dict) -> str | None:
     """``"matmul"`` (a training pass), ``"float32"`` (a decoding step) or ``None`` (SDPA)."""
-    if not _half_precision_call(module, query, attention_mask, dropout, kwargs):
+    if not half_precision_call(module, query, attention_mask, dropout, kwargs):
         return None
     q_length, kv_length = query.shape[2], key.shape[2]
     if torch.is_grad_enabled() and query.requires_grad:
@@ -136,7 +136,7 @@ def route_of(module, query, key, attention_mask, dropout: float, kwargs: dict) -
     return "float32" if q_length == 1 else None
 
 
-def _half_precision_call(module, query, attention_mask, dropout: float, kwargs: dict) -> bool:
+def half_precision_call(module, query, attention_mask, dropout: float, kwargs: dict) -> bool:
     """A CPU call in half precision, with a boolean or no mask, that neither route excludes."""
     return (query.device.type == "cpu" and half_dtype(query) is not None
             and (attention_mask is None or attention_mask.dtype == torch.bool)

@@ -35,18 +35,14 @@ everything else.
 
 from __future__ import annotations
 
-import types
-
 import torch
 
-from alignkit.models.attention import NAME, half_dtype
-from alignkit.models.lean_ops import family_modules
+from alignkit.models.attention import NAME, half_precision_call
+from alignkit.models.lean_ops import replace_forwards
 from alignkit.plan.activations import MATMUL_MAX_KEYS
 
 FAMILIES = ("llama", "mistral", "qwen2")
 """``model_type``s whose attention modules compute Llama's attention."""
-
-EXCLUDING_KWARGS = ("position_bias", "softcap", "cache", "sliding_window", "s_aux")
 
 
 def swap_halves(x: torch.Tensor) -> torch.Tensor:
@@ -173,12 +169,11 @@ def fused_path_applies(module, hidden_states: torch.Tensor, attention_mask, past
     return (attention_mask is None and past_key_values is None
             and position_embeddings is not None
             and position_embeddings[0].shape[-1] == module.head_dim
-            and hidden_states.device.type == "cpu" and half_dtype(hidden_states) is not None
+            and half_precision_call(module, hidden_states, None, module.attention_dropout,
+                                    kwargs)
             and 1 < length <= MATMUL_MAX_KEYS
             and module.config._attn_implementation == NAME
-            and (module.attention_dropout == 0.0 or not module.training)
             and window_covers(module, length)
-            and not any(kwargs.get(name) is not None for name in EXCLUDING_KWARGS)
             and torch.is_grad_enabled()
             and (hidden_states.requires_grad
                  or any(p.requires_grad for p in module.parameters())))
@@ -219,7 +214,5 @@ def install(model) -> bool:
     """Replace ``forward`` on a Llama-style model's attention modules; whether it was done."""
     if not supports(model):
         return False
-    for module, name in family_modules(model):
-        if name.endswith("Attention"):
-            module.forward = types.MethodType(attention_forward, module)
+    replace_forwards(model, {"Attention": attention_forward})
     return True

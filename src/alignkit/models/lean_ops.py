@@ -103,23 +103,23 @@ def supports(model) -> bool:
             and getattr(config, "hidden_act", None) == "silu")
 
 
-def family_modules(model):
-    """``(module, class name)`` of each module whose class is transformers' own for the
-    model's family (``model_type``)."""
+def replace_forwards(model, forwards: dict[str, object]) -> None:
+    """Set ``forward`` on each module whose class is transformers' own for the model's family
+    and whose class name ends with a key of ``forwards`` (to that key's function)."""
     family = model.config.model_type
     home = f"transformers.models.{family}.modeling_{family}"
     for module in model.modules():
-        if type(module).__module__ == home:
-            yield module, type(module).__name__
+        kind = type(module)
+        if kind.__module__ != home:
+            continue
+        for suffix, forward in forwards.items():
+            if kind.__name__.endswith(suffix):
+                module.forward = types.MethodType(forward, module)
 
 
 def make_lean(model) -> bool:
     """Switch a Llama-style model to the lean functions; False (and no change) otherwise."""
     if not supports(model):
         return False
-    for module, name in family_modules(model):
-        if name.endswith("RMSNorm"):
-            module.forward = types.MethodType(_norm_forward, module)
-        elif name.endswith("MLP"):
-            module.forward = types.MethodType(_mlp_forward, module)
+    replace_forwards(model, {"RMSNorm": _norm_forward, "MLP": _mlp_forward})
     return True

@@ -9,13 +9,13 @@ token is also the end-of-sequence token that ends every response.
 
 from __future__ import annotations
 
-from inspect import signature
 from pathlib import Path
 
 import torch
 
 from alignkit.errors import AlignkitError
 from alignkit.models.load import _quiet_transformers, read_config_json, torch_dtype
+from alignkit.models.lora import forward_takes
 from alignkit.models.paths import check_weights_format, model_directory
 
 
@@ -112,8 +112,7 @@ def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     """
     backbone = _unwrap(model).base_model
     # No KV cache: a scoring pass never decodes further (backbones without the option get none)
-    options = {"use_cache": False} if "use_cache" in signature(backbone.forward).parameters \
-        else {}
+    options = {"use_cache": False} if forward_takes(backbone, "use_cache") else {}
     hidden = backbone(
         input_ids=input_ids, attention_mask=attention_mask,
         position_ids=position_ids_from_mask(attention_mask), **options,
